@@ -1,0 +1,146 @@
+"""The JSON codec: what Json.NET under ASP.NET Web API reads and writes (WIRE.md, "JSON").
+
+Decoding: the body's charset comes from a BOM, else the ``Content-Type`` charset, else UTF-8.
+Numbers with a fraction become :class:`~decimal.Decimal` straight from their text, so money never
+passes through ``float``; ``NaN`` and ``Infinity`` (which ``json.loads`` accepts and JSON does not)
+are refused. Then the typing step (:mod:`._structure`) checks every member's type.
+
+Encoding writes what Json.NET writes: members in declaration order, PascalCase names, ``null`` for
+None, non-ASCII text as is, and a decimal point on every decimal (``8`` is written ``8.0``).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import attrs
+
+from ..errors import DecodeError, EncodeError
+from ._base import DEFAULT_MAX_BODY_BYTES, body_text, check_size
+from ._contracts import contract_for
+from ._scalars import InvalidValue, describe, format_datetime, format_decimal
+from ._structure import LeafReaders, Structurer
+
+__all__ = ["JsonCodec"]
+
+T = TypeVar("T")
+
+
+def _read_int(value: Any, _: Any) -> int:
+    if type(value) is not int:  # `type is`, not isinstance: JSON true is not the integer 1
+        raise InvalidValue(f"expected an integer, got {describe(value)}")
+    return value
+
+
+def _read_decimal(value: Any, _: Any) -> Decimal:
+    if type(value) is Decimal:
+        return value
+    if type(value) is int:  # the vendor's samples write `"Credits": 8` (WIRE.md)
+        return Decimal(value)
+    raise InvalidValue(f"expected a decimal number, got {describe(value)}")
+
+
+def _read_bool(value: Any, _: Any) -> bool:
+    if type(value) is not bool:
+        raise InvalidValue(f"expected true or false, got {describe(value)}")
+    return value
+
+
+def _refuse_constant(name: str) -> object:
+    raise InvalidValue(f"{name} is not a JSON number")
+
+
+_structure = Structurer(LeafReaders(int=_read_int, decimal=_read_decimal, bool=_read_bool))
+# Built once: json.loads with keyword arguments would build a new decoder on every call.
+_parse = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant).decode
+_encode_string = json.JSONEncoder(ensure_ascii=False).encode
+
+
+class JsonCodec:
+    """Decodes and encodes the API's JSON bodies.
+
+    Args:
+        max_body_bytes: bodies larger than this are refused before parsing.
+    """
+
+    media_types: tuple[str, ...] = ("application/json", "text/json")
+
+    def __init__(self, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.max_body_bytes = max_body_bytes
+
+    def __repr__(self) -> str:
+        return f"JsonCodec(max_body_bytes={self.max_body_bytes})"
+
+    def decode(self, data: bytes, into: type[T], *, charset: str | None = None) -> T:
+        """Decode a JSON body into ``into`` (a model, ``Decimal``, ``int``, ``str`` or ``bool``).
+
+        Args:
+            charset: the ``Content-Type`` charset, if the response named one; a BOM outranks it.
+
+        Raises:
+            DecodeError: the body is too large, not text in its charset, not JSON, or not a valid
+                ``into``; the message says where.
+        """
+        if len(data) > self.max_body_bytes:
+            check_size(data, self.max_body_bytes)
+        text = body_text(data, charset)
+        try:
+            value = _parse(text)
+        except json.JSONDecodeError as exc:
+            raise DecodeError(
+                f"malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                line=exc.lineno,
+                column=exc.colno,
+            ) from exc
+        except InvalidValue as exc:
+            raise DecodeError(f"malformed JSON: {exc}") from exc
+        except ValueError as exc:  # an integer longer than Python's int-from-text limit
+            raise DecodeError(f"malformed JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise DecodeError("malformed JSON: nested too deeply") from exc
+        return _structure(value, into)
+
+    def encode(self, value: object) -> bytes:
+        """Encode a model or scalar as Json.NET would.
+
+        Raises:
+            EncodeError: the value cannot be written (a NaN decimal, text that is not Unicode).
+        """
+        try:
+            return _write(value).encode("utf-8")
+        except (InvalidValue, UnicodeEncodeError) as exc:
+            raise EncodeError(f"cannot encode as JSON: {exc}") from exc
+
+
+def _write(value: object) -> str:
+    # Order matters: bool is an int, and the enums are str and int.
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):
+        return _encode_string(str(value))
+    if isinstance(value, Decimal):
+        return format_decimal(value, point=True)
+    if isinstance(value, datetime):
+        return f'"{format_datetime(value)}"'
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_encode_string(str(k))}:{_write(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_write(item) for item in value) + "]"
+    if attrs.has(type(value)):
+        contract = contract_for(type(value))
+        members = (
+            (m.wire, getattr(value, m.attribute)) for m in contract.members
+        )
+        if contract.http_error:  # HttpError writes only the keys it has (API.md)
+            members = ((wire, v) for wire, v in members if v is not None and v != {})
+        return "{" + ",".join(f'"{wire}":{_write(v)}' for wire, v in members) + "}"
+    raise TypeError(f"cannot encode {type(value).__name__} as JSON")

@@ -1,0 +1,160 @@
+"""Strict readers and writers for the scalar values on the wire: datetimes, decimals, integers.
+
+The readers take an ignored second argument so that cattrs can call them as hooks directly: on the
+decode path every call counts.
+
+Python's own parsers are too lenient for a tolerant-but-strict reader: ``int()`` takes ``" 1_0 "``
+and Arabic-Indic digits, ``Decimal()`` takes ``"NaN"`` and ``"1e5"``, ``datetime.fromisoformat``
+takes ``"2018-01-25 14:32"`` and week dates. The server sends none of those (WIRE.md), so each reader
+here accepts exactly the server's forms and raises :class:`InvalidValue` for anything else.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+
+__all__ = [
+    "InvalidValue",
+    "describe",
+    "format_datetime",
+    "format_decimal",
+    "parse_datetime",
+    "parse_decimal_text",
+    "parse_int_text",
+    "read_optional_datetime",
+]
+
+
+class InvalidValue(ValueError):
+    """A wire value that is not of the expected form; the message says what was expected."""
+
+
+def describe(value: object) -> str:
+    """A short, safe rendering of a wire value for an error message."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+# WIRE.md, "Datetime rules": no suffix, `Z` or `+hh:mm`, 0 to 7 fractional digits. Used to word
+# the error; the hot path checks the same shape more cheaply (see parse_datetime).
+_DATETIME_SHAPE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,7})?(?:Z|[+-][0-9]{2}:[0-9]{2})?"
+)
+_fromisoformat = datetime.fromisoformat
+
+
+def read_optional_datetime(value: object, _: object = None) -> datetime | None:
+    """:func:`parse_datetime` for a member that may be null; shaped as a cattrs hook (one call)."""
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise InvalidValue(f"expected a datetime string or null, got {describe(value)}")
+    return parse_datetime(value)
+
+
+def parse_datetime(text: str) -> datetime:
+    """Read a .NET round-trip datetime, keeping its kind.
+
+    No suffix gives a naive datetime (.NET "Unspecified": server-local time), ``Z`` an aware one in
+    UTC, ``+hh:mm`` an aware one at that fixed offset. .NET has 100 ns ticks and Python has
+    microseconds: a 7th fractional digit is **truncated**, never rounded, so a value never moves to
+    the next second (or day).
+
+    Raises:
+        InvalidValue: the text is not in the server's format, or names an impossible date.
+    """
+    try:
+        value = _fromisoformat(text)
+    except ValueError as exc:
+        if _DATETIME_SHAPE.fullmatch(text) is not None:  # the shape is right, the calendar is not
+            raise InvalidValue(f"impossible datetime {text!r}: {exc}") from exc
+        raise _not_a_datetime(text) from exc
+    # fromisoformat validated the ASCII digits and the calendar, but it also takes forms the server
+    # never writes: any separator, week dates, basic format, ',' fractions, more than 7 fractional
+    # digits, `+hh`, `+hhmm` and `+hh:mm:ss` offsets. Only the server's shape gets through:
+    # '-' '-' 'T' ':' ':' at 4, 7, 10, 13, 16, then an optional fraction, then `Z` or `+hh:mm`.
+    if text[4:17:3] != "--T::":
+        raise _not_a_datetime(text)
+    end = len(text)
+    if value.tzinfo is not None:
+        if text[-1] == "Z":
+            end -= 1
+        elif text[-3] == ":" and text[-6] in "+-":
+            end -= 6
+        else:
+            raise _not_a_datetime(text)
+    if end != 19 and not (text[19] == "." and end <= 27):
+        raise _not_a_datetime(text)
+    return value
+
+
+def _not_a_datetime(text: str) -> InvalidValue:
+    return InvalidValue(f"expected a datetime like 2018-01-25T14:32:12.456, got {describe(text)}")
+
+
+def format_datetime(value: datetime) -> str:
+    """Write a datetime as the server's serializers do (``yyyy-MM-ddTHH:mm:ss.FFFFFFFK``).
+
+    Trailing zeros of the fraction are dropped; UTC is written ``Z``, other aware values get their
+    offset as ``+hh:mm``, naive values get no suffix.
+    """
+    text = (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+        f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    )
+    if value.microsecond:
+        text += f".{value.microsecond:06d}".rstrip("0")
+    if value.tzinfo is None:
+        return text
+    if value.tzinfo is UTC:
+        return text + "Z"
+    offset = value.utcoffset()
+    if offset is None:
+        return text
+    seconds = int(offset.total_seconds())
+    if seconds % 60 or offset.microseconds:
+        raise InvalidValue(f"a UTC offset of {offset} has seconds, which .NET cannot carry")
+    sign = "-" if seconds < 0 else "+"
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    return f"{text}{sign}{hours:02d}:{minutes:02d}"
+
+
+# WIRE.md: "decimal keeps its scale and never uses an exponent"; a comma is never valid.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def parse_decimal_text(text: str, _: object = None) -> Decimal:
+    """Read a DataContract ``decimal``: optional minus, digits, optional fraction. Scale is kept."""
+    if _DECIMAL_TEXT.fullmatch(text) is None:
+        raise InvalidValue(f"expected a decimal like 8.50, got {describe(text)}")
+    return Decimal(text)
+
+
+def parse_int_text(text: str, _: object = None) -> int:
+    """Read a DataContract integer: optional minus and ASCII digits, nothing else."""
+    digits = text[1:] if text[:1] == "-" else text
+    if not (digits.isascii() and digits.isdigit()):
+        raise InvalidValue(f"expected an integer, got {describe(text)}")
+    try:
+        return int(text)
+    except ValueError as exc:  # more digits than Python's int-from-text limit allows
+        raise InvalidValue(f"integer too long ({len(text)} digits)") from exc
+
+
+def format_decimal(value: Decimal, *, point: bool) -> str:
+    """Write a decimal in plain notation, keeping its scale.
+
+    Args:
+        point: write a decimal point even for an integral value (Json.NET writes ``8`` as ``8.0``;
+            DataContractSerializer writes ``8``).
+    """
+    if not value.is_finite():
+        raise InvalidValue(f"{value} is not a number .NET's decimal can carry")
+    text = format(value, "f")
+    if point and "." not in text:
+        text += ".0"
+    return text

@@ -1,0 +1,225 @@
+"""The typing step: from parsed wire values to models, with cattrs.
+
+Each codec parses its format into plain values keyed by wire name (JSON: what ``json.loads`` gives;
+XML: element text as ``str``, nested objects as dicts), then a converter built here turns them into
+models. The two converters differ only in how they read leaf values (a JSON integer is an ``int``,
+an XML integer is text), which each codec passes in as :class:`LeafReaders`; everything else
+(renames from the contracts, strictness, tolerant enums, optional members) is shared.
+
+The converter runs with cattrs' detailed validation, which costs nothing when the input is good
+(Python 3.11 try blocks are free) and tells us the attribute path when it is not.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import attrs
+from cattrs import Converter
+from cattrs.errors import AttributeValidationNote, ClassValidationError
+from cattrs.gen import make_dict_structure_fn, override
+
+from ..errors import DecodeError
+from ..models import BookingStatus, CallMethod
+from ._contracts import CONTRACTS, Contract
+from ._scalars import InvalidValue, describe, parse_datetime, read_optional_datetime
+
+__all__ = ["SCALARS", "LeafReaders", "Structurer", "make_converter"]
+
+T = TypeVar("T")
+Hook = Callable[[Any, Any], Any]
+
+
+@attrs.frozen
+class LeafReaders:
+    """How one format reads its leaf values; each hook takes ``(value, type)`` as cattrs calls it."""
+
+    int: Hook
+    decimal: Hook
+    bool: Hook
+
+
+def _read_str(value: Any, _: Any) -> str:
+    if type(value) is not str:
+        raise InvalidValue(f"expected a string, got {describe(value)}")
+    return value
+
+
+def _read_optional_str(value: Any, _: Any) -> str | None:
+    # One call per member on the hot path: optional strings are most of a MadeBooking.
+    if value is None or type(value) is str:
+        return value
+    raise InvalidValue(f"expected a string or null, got {describe(value)}")
+
+
+def _read_datetime(value: Any, _: Any) -> datetime:
+    if type(value) is not str:
+        raise InvalidValue(f"expected a datetime string, got {describe(value)}")
+    return parse_datetime(value)
+
+
+_STATUS_BY_VALUE: dict[str, BookingStatus] = {s.value: s for s in BookingStatus}
+_METHOD_BY_VALUE: dict[int, CallMethod] = {m.value: m for m in CallMethod}
+
+
+def _read_status(value: Any, _: Any) -> BookingStatus | str:
+    # A status the server adds later stays the raw string (PUBLIC_API.md, "Models").
+    if type(value) is not str:
+        raise InvalidValue(f"expected a status string, got {describe(value)}")
+    return _STATUS_BY_VALUE.get(value, value)
+
+
+def _read_model_state(value: Any, _: Any) -> dict[str, list[str]]:
+    if type(value) is not dict:
+        raise InvalidValue(f"expected an object of message lists, got {describe(value)}")
+    for key, messages in value.items():
+        if type(messages) is not list or any(type(m) is not str for m in messages):
+            raise InvalidValue(f"ModelState[{key!r}]: expected a list of strings, got {describe(messages)}")
+    return value
+
+
+def _is_optional(annotation: Any) -> bool:
+    if not isinstance(annotation, types.UnionType):
+        return False
+    args = typing.get_args(annotation)
+    return len(args) == 2 and type(None) in args
+
+
+def make_converter(leaves: LeafReaders) -> Converter:
+    """A converter for one format, built from its leaf readers and the shared contracts."""
+    converter = Converter(detailed_validation=True, forbid_extra_keys=False)
+
+    def optional_factory(annotation: Any) -> Hook:
+        inner_type = next(a for a in typing.get_args(annotation) if a is not type(None))
+        inner = converter.get_structure_hook(inner_type)
+
+        def read_optional(value: Any, _: Any) -> Any:
+            # Absent and null both mean None (design.md, "tolerant reader").
+            return None if value is None else inner(value, inner_type)
+
+        return read_optional
+
+    # cattrs tries the most recently registered predicate first: the generic optional hook goes
+    # first, so that the one-call hooks for optional strings, datetimes and models below win.
+    converter.register_structure_hook_factory(_is_optional, optional_factory)
+
+    converter.register_structure_hook(str, _read_str)
+    converter.register_structure_hook(int, leaves.int)
+    converter.register_structure_hook(bool, leaves.bool)
+    converter.register_structure_hook(Decimal, leaves.decimal)
+    converter.register_structure_hook(datetime, _read_datetime)
+    converter.register_structure_hook_func(lambda t: t == (str | None), _read_optional_str)
+    converter.register_structure_hook_func(lambda t: t == (datetime | None), read_optional_datetime)
+    converter.register_structure_hook_func(lambda t: t == dict[str, list[str]], _read_model_state)
+    converter.register_structure_hook_func(
+        lambda t: t == (BookingStatus | str), _read_status
+    )
+    read_int = leaves.int
+
+    def read_method(value: Any, _: Any) -> CallMethod | int:
+        number: int = read_int(value, int)
+        return _METHOD_BY_VALUE.get(number, number)
+
+    converter.register_structure_hook_func(lambda t: t == (CallMethod | int), read_method)
+
+    for contract in CONTRACTS.values():
+        _register_model(converter, contract)
+    return converter
+
+
+def _register_model(converter: Converter, contract: Contract) -> None:
+    """Hooks for ``Model`` and ``Model | None``, each one call deep around cattrs' generated code."""
+    model, name = contract.model, contract.name
+    generated: Hook | None = None  # bound below; the hooks read it when called, so recursion works
+
+    def read_model(value: Any, _: Any) -> Any:
+        if type(value) is not dict:
+            raise InvalidValue(f"expected a {name} object, got {describe(value)}")
+        return generated(value, model)  # type: ignore[misc]
+
+    def read_optional_model(value: Any, _: Any) -> Any:
+        if value is None:
+            return None
+        if type(value) is not dict:
+            raise InvalidValue(f"expected a {name} object or null, got {describe(value)}")
+        return generated(value, model)  # type: ignore[misc]
+
+    converter.register_structure_hook(model, read_model)
+    converter.register_structure_hook_func(lambda t: t == (model | None), read_optional_model)
+    renames: dict[str, Any] = {m.attribute: override(rename=m.wire) for m in contract.members}
+    generated = make_dict_structure_fn(model, converter, **renames)
+
+
+#: The scalar roots a body may be decoded into, besides the models (GetCurrentCreditBalance).
+SCALARS: tuple[type, ...] = (Decimal, int, str, bool)
+
+
+class Structurer:
+    """Types parsed wire values with one format's converter; the codecs' typing step."""
+
+    def __init__(self, leaves: LeafReaders) -> None:
+        self.converter = make_converter(leaves)
+        self._hooks: dict[Any, Hook] = {}
+
+    def __call__(self, value: object, into: type[T]) -> T:
+        """Type ``value`` as ``into``.
+
+        Raises:
+            DecodeError: naming the wire path of the first problem (``Candidate.UserID``) and how
+                many more there were.
+            TypeError: ``into`` is neither a model of the package nor one of :data:`SCALARS`.
+        """
+        hook = self._hooks.get(into)
+        if hook is None:
+            hook = self._hook_for(into)
+        try:
+            return typing.cast(T, hook(value, into))
+        except ClassValidationError as exc:
+            raise _decode_error(exc, into) from exc
+        except InvalidValue as exc:
+            raise DecodeError(f"invalid {_name(into)}: {exc}") from exc
+
+    def _hook_for(self, into: Any) -> Hook:
+        if into not in CONTRACTS and into not in SCALARS:
+            raise TypeError(f"cannot decode into {into!r}: not a model of aw_async nor one of {SCALARS}")
+        hook = self._hooks[into] = self.converter.get_structure_hook(into)
+        return hook
+
+
+def _name(into: type) -> str:
+    return getattr(into, "__name__", str(into))
+
+
+def _decode_error(group: ClassValidationError, into: type) -> DecodeError:
+    path: list[str] = []
+    leaf: BaseException = group
+    while isinstance(leaf, ClassValidationError):
+        contract = CONTRACTS.get(leaf.cl)
+        child = leaf.exceptions[0]
+        for note in getattr(child, "__notes__", ()):
+            if isinstance(note, AttributeValidationNote):
+                member = contract.by_attribute.get(note.name) if contract else None
+                path.append(member.wire if member else note.name)
+                break
+        leaf = child
+    problems = _count_leaves(group)
+    if isinstance(leaf, KeyError):
+        reason = "missing required field"
+    elif isinstance(leaf, InvalidValue):
+        reason = str(leaf)
+    else:
+        reason = f"{type(leaf).__name__}: {leaf}"
+    where = ".".join(path)
+    more = f" (and {problems - 1} more problem{'s' if problems > 2 else ''})" if problems > 1 else ""
+    return DecodeError(f"invalid {_name(into)} at {where}: {reason}{more}", path=where or None)
+
+
+def _count_leaves(exc: BaseException) -> int:
+    if isinstance(exc, ClassValidationError):
+        return sum(_count_leaves(e) for e in exc.exceptions)
+    return 1

@@ -1,0 +1,226 @@
+"""The XML codec: .NET DataContractSerializer documents, and Web API's ``<Error>`` bodies.
+
+Reading (WIRE.md, "XML"):
+
+- The encoding comes from a BOM, else the ``Content-Type`` charset, else the XML declaration, else
+  UTF-8. Whatever it is, the body is handed to lxml as UTF-8, so one byte scan can refuse every
+  DOCTYPE and entity declaration before any parsing happens (Web API never writes one).
+- The parser is hardened as well: no DTD, no entity expansion, no network, no recovery, no huge
+  trees (libxml2 then refuses nesting deeper than 256 levels).
+- Elements are matched by namespace URI and local name (lxml's ``{uri}local``), never by prefix;
+  order carries no meaning; unknown elements are ignored; ``i:nil`` and an absent element are None,
+  an empty element without ``i:nil`` is the empty string (an ``<Error>``'s empty element is null).
+
+Writing is in :mod:`._xml_writer`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any, TypeVar
+
+from lxml import etree
+
+from ..errors import DecodeError, EncodeError
+from ._base import (
+    DEFAULT_MAX_BODY_BYTES,
+    check_size,
+    decode_text,
+    is_plain_utf8,
+    normalize_charset,
+    split_bom,
+)
+from ._contracts import CONTRACTS, SERIALIZATION_NS, XSI_NS, Contract, Kind, Member, contract_for
+from ._scalars import InvalidValue, describe, parse_decimal_text, parse_int_text
+from ._structure import LeafReaders, Structurer
+from ._xml_writer import PRIMITIVE_ROOTS, write_document
+
+__all__ = ["XmlCodec"]
+
+T = TypeVar("T")
+
+_XSI_NIL = f"{{{XSI_NS}}}nil"
+_NIL_TRUE = frozenset(("true", "1"))  # xs:boolean's two spellings of true
+
+
+_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def _read_bool(value: Any, _: Any) -> bool:
+    try:
+        return _BOOLEANS[value]
+    except KeyError:
+        raise InvalidValue(f"expected true or false, got {describe(value)}") from None
+
+
+_structure = Structurer(LeafReaders(int=parse_int_text, decimal=parse_decimal_text, bool=_read_bool))
+
+_DECLARED_ENCODING = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z][A-Za-z0-9._-]*)[\"']")
+_FORBIDDEN = (b"<!DOCTYPE", b"<!ENTITY")
+_local = threading.local()
+
+
+def _parser() -> etree.XMLParser:
+    # lxml: sharing a parser between threads is safe but slow; one per thread is the advice.
+    try:
+        return _local.parser  # type: ignore[no-any-return]
+    except AttributeError:
+        _local.parser = etree.XMLParser(
+            encoding="utf-8",  # the body is always UTF-8 by now; this overrides any declaration
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            recover=False,
+            remove_comments=True,
+            remove_pis=True,
+            collect_ids=False,
+        )
+        return _local.parser  # type: ignore[no-any-return]
+
+
+def _utf8_body(data: bytes, charset: str | None) -> bytes:
+    if charset is not None and is_plain_utf8(data, charset):
+        return data  # the server's usual answer: `application/xml; charset=utf-8`, no BOM
+    encoding, body = split_bom(data)
+    if encoding is None and charset:
+        encoding = normalize_charset(charset)
+    if encoding is None:
+        # XML 1.0 Appendix F: UTF-16 without a BOM starts with '<' and a zero byte.
+        if body[:2] == b"<\x00":
+            encoding = "utf-16-le"
+        elif body[:2] == b"\x00<":
+            encoding = "utf-16-be"
+        else:
+            declared = _DECLARED_ENCODING.match(body, 0, 256)
+            encoding = normalize_charset(declared[1].decode("ascii")) if declared else "utf-8"
+    if encoding == "utf-8":
+        return body  # libxml2 checks the UTF-8 itself
+    return decode_text(body, encoding).encode("utf-8")
+
+
+class XmlCodec:
+    """Decodes and encodes the API's DataContract XML bodies.
+
+    Args:
+        max_body_bytes: bodies larger than this are refused before parsing.
+    """
+
+    media_types: tuple[str, ...] = ("application/xml", "text/xml")
+
+    def __init__(self, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        self.max_body_bytes = max_body_bytes
+
+    def __repr__(self) -> str:
+        return f"XmlCodec(max_body_bytes={self.max_body_bytes})"
+
+    def decode(self, data: bytes, into: type[T], *, charset: str | None = None) -> T:
+        """Decode an XML body into ``into`` (a model, ``Decimal``, ``int``, ``str`` or ``bool``).
+
+        Args:
+            charset: the ``Content-Type`` charset, if the response named one; a BOM outranks it.
+
+        Raises:
+            DecodeError: the body is too large, hostile, malformed, has the wrong root, or is not a
+                valid ``into``; the message says where.
+        """
+        if len(data) > self.max_body_bytes:
+            check_size(data, self.max_body_bytes)
+        body = _utf8_body(data, charset)
+        for forbidden in _FORBIDDEN:
+            if forbidden in body:
+                raise DecodeError(
+                    f"refused: the document contains {forbidden.decode()} (Web API never sends "
+                    "DTDs or entity declarations; they are how XXE and billion-laughs attacks work)"
+                )
+        try:
+            root = etree.fromstring(body, _parser())
+        except etree.XMLSyntaxError as exc:
+            line, column = exc.position
+            raise DecodeError(
+                f"malformed XML at line {line}, column {column}: {exc.msg}", line=line, column=column
+            ) from exc
+        primitive = PRIMITIVE_ROOTS.get(into)
+        if primitive is not None:
+            return _structure(_read_primitive(root, primitive), into)
+        contract = contract_for(into)
+        if root.tag != contract.clark:
+            raise DecodeError(
+                f"expected root element {_describe_tag(contract.clark)}, found {_describe_tag(root.tag)}"
+            )
+        return _structure(_read_object(root, contract, ""), into)
+
+    def encode(self, value: object) -> bytes:
+        """Encode a model or scalar as DataContractSerializer would (UTF-8, no declaration).
+
+        Raises:
+            EncodeError: the value cannot be written (a character XML 1.0 cannot carry, a NaN).
+        """
+        try:
+            return write_document(value).encode("utf-8")
+        except InvalidValue as exc:
+            raise EncodeError(f"cannot encode as XML: {exc}") from exc
+
+
+def _describe_tag(tag: str) -> str:
+    namespace, _, local = tag[1:].rpartition("}") if tag.startswith("{") else ("", "", tag)
+    return f"<{local}> in namespace {namespace!r}" if namespace else f"<{local}> in no namespace"
+
+
+def _read_primitive(root: Any, names: tuple[str, ...]) -> str:
+    if root.tag not in {f"{{{SERIALIZATION_NS}}}{name}" for name in names}:
+        expected = " or ".join(f"<{name}>" for name in names)
+        raise DecodeError(
+            f"expected root element {expected} in namespace {SERIALIZATION_NS!r}, "
+            f"found {_describe_tag(root.tag)}"
+        )
+    if len(root):
+        raise DecodeError(f"{_describe_tag(root.tag)} must hold text, not elements")
+    if root.get(_XSI_NIL) in _NIL_TRUE:
+        raise DecodeError(f"{_describe_tag(root.tag)} is nil")
+    return root.text or ""
+
+
+def _where(path: str, wire: str) -> str:
+    return f"{path}.{wire}" if path else wire
+
+
+def _read_object(element: Any, contract: Contract, path: str) -> dict[str, Any]:
+    """The members of ``element`` by wire name: text, None, or (nested) dicts for the typing step."""
+    text = element.text
+    if text is not None and not text.isspace():
+        raise DecodeError(f"{path or contract.name}: expected member elements, found text", path=path or None)
+    values: dict[str, Any] = {}
+    members = _MEMBER_LOOKUP[contract.model]
+    for child in element:
+        found = members.get(child.tag)
+        if found is None:
+            continue  # an unknown member (or a comment): tolerated, as the server's serializer does
+        wire, scalar, member = found
+        if wire in values:
+            raise DecodeError(f"{_where(path, wire)}: the element appears twice", path=_where(path, wire))
+        text = child.text
+        if scalar and len(child):  # mixed content where the contract has a plain value
+            raise DecodeError(f"{_where(path, wire)}: expected text, found elements", path=_where(path, wire))
+        if text is not None and scalar:
+            values[wire] = text  # the hot path: a member with text
+        elif child.get(_XSI_NIL) in _NIL_TRUE:
+            values[wire] = None
+        elif member.kind is Kind.OBJECT:
+            assert member.model is not None
+            values[wire] = _read_object(child, contract_for(member.model), _where(path, wire))
+        elif member.kind is Kind.MAP:
+            # HttpError.ModelState: <request.BookingID>message message</request.BookingID>
+            values[wire] = {entry.tag.rpartition("}")[2]: [entry.text or ""] for entry in child}
+        else:
+            values[wire] = None if contract.http_error else ""
+    return values
+
+
+# Per contract, element name -> (wire name, holds text, member): one dict get per element.
+_MEMBER_LOOKUP: dict[type, dict[str, tuple[str, bool, Member]]] = {
+    model: {m.clark: (m.wire, m.kind is Kind.SCALAR, m) for m in contract.members}
+    for model, contract in CONTRACTS.items()
+}

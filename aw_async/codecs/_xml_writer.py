@@ -1,0 +1,125 @@
+"""Writes what DataContractSerializer writes, so the sandbox and the tests speak the server's XML.
+
+- The root is named after the contract, in its namespace, with ``xmlns:i`` declared on it.
+- Members are written base-class first, then in ordinal order of their names; None is
+  ``<Name i:nil="true" />``.
+- A nested object whose contract lives in another namespace declares it with a generated prefix
+  (``d4p1`` under the root, as in the RescheduleMadeBooking sample); members from a third namespace
+  (a base class's) redeclare the default namespace on their own element.
+- Text escapes ``&``, ``<`` and ``>``; a carriage return becomes ``&#xD;`` so that XML's line-end
+  normalisation cannot turn it into a line feed; quotes and line feeds stay raw. Characters XML 1.0
+  cannot carry at all are refused.
+- ``<Error>`` bodies follow ``HttpError``: no namespace, only the keys present, ModelState as one
+  element per key with its messages joined by spaces.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+
+from ._contracts import SERIALIZATION_NS, XSI_NS, Contract, Kind, contract_for
+from ._scalars import InvalidValue, format_datetime, format_decimal
+
+__all__ = ["PRIMITIVE_ROOTS", "write_document"]
+
+#: The root element names a primitive may arrive under (WIRE.md, "Primitive roots"). A decimal
+#: balance may come as ``<int>`` when the server's value is integral (API.md, GetCurrentCreditBalance).
+PRIMITIVE_ROOTS: dict[type, tuple[str, ...]] = {
+    Decimal: ("decimal", "int", "long"),
+    int: ("int", "long"),
+    str: ("string",),
+    bool: ("boolean",),
+}
+
+_NOT_IN_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NEEDS_ESCAPE = re.compile("[&<>\r]")
+_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#xD;"}
+_XML_NAME = re.compile(r"[A-Za-z_][\w.\-]*")
+
+
+def _escape(text: str) -> str:
+    bad = _NOT_IN_XML.search(text)
+    if bad is not None:
+        raise InvalidValue(f"U+{ord(bad.group()):04X} cannot be carried by XML 1.0")
+    return _NEEDS_ESCAPE.sub(lambda m: _ESCAPES[m.group()], text)
+
+
+def _text(value: object) -> str:
+    # bool before int, and enums by their value: BookingStatus is a str, CallMethod an int.
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):
+        return _escape(str(value))
+    if isinstance(value, Decimal):
+        return format_decimal(value, point=False)
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    raise TypeError(f"cannot encode {type(value).__name__} as XML text")
+
+
+def write_document(value: object) -> str:
+    """The whole document for a model or a primitive, without an XML declaration."""
+    for kind, names in PRIMITIVE_ROOTS.items():
+        if type(value) is kind or (kind is int and isinstance(value, int) and not isinstance(value, bool)):
+            name = names[0]
+            if kind is int and not -(2**31) <= value < 2**31:  # type: ignore[operator]
+                name = "long"
+            return f'<{name} xmlns="{SERIALIZATION_NS}">{_text(value)}</{name}>'
+    contract = contract_for(type(value))
+    parts: list[str] = []
+    if contract.http_error:
+        parts.append(f"<{contract.name}>")
+    else:
+        parts.append(f'<{contract.name} xmlns:i="{XSI_NS}" xmlns="{contract.namespace}">')
+    _write_members(parts, value, contract, contract.namespace, {}, depth=1)
+    parts.append(f"</{contract.name}>")
+    return "".join(parts)
+
+
+def _write_members(
+    parts: list[str],
+    obj: object,
+    contract: Contract,
+    default_ns: str,
+    prefixes: dict[str, str],
+    depth: int,
+) -> None:
+    for member in contract.xml_order:
+        value = getattr(obj, member.attribute)
+        if value is None and contract.http_error:
+            continue
+        if member.namespace == default_ns:
+            name, declare, child_default = member.wire, "", default_ns
+        elif member.namespace in prefixes:
+            name, declare, child_default = f"{prefixes[member.namespace]}:{member.wire}", "", default_ns
+        else:
+            name, declare, child_default = member.wire, f' xmlns="{member.namespace}"', member.namespace
+        if value is None:
+            parts.append(f'<{name}{declare} i:nil="true" />')
+        elif member.kind is Kind.OBJECT:
+            nested = contract_for(type(value))
+            child_prefixes = prefixes
+            if nested.namespace != child_default and nested.namespace not in prefixes:
+                prefix = f"d{depth + 3}p1"
+                declare += f' xmlns:{prefix}="{nested.namespace}"'
+                child_prefixes = {**prefixes, nested.namespace: prefix}
+            parts.append(f"<{name}{declare}>")
+            _write_members(parts, value, nested, child_default, child_prefixes, depth + 1)
+            parts.append(f"</{name}>")
+        elif member.kind is Kind.MAP:
+            if contract.http_error and not value:
+                continue
+            parts.append(f"<{name}{declare}>")
+            for key, messages in value.items():
+                if _XML_NAME.fullmatch(key) is None:
+                    raise InvalidValue(f"ModelState key {key!r} is not an XML element name")
+                parts.append(f"<{key}>{_escape(' '.join(messages))}</{key}>")
+            parts.append(f"</{name}>")
+        else:
+            parts.append(f"<{name}{declare}>{_text(value)}</{name}>")
