@@ -129,13 +129,15 @@ _DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 
 def parse_decimal_text(text: str, _: object = None) -> Decimal:
     """Read a DataContract ``decimal``: optional minus, digits, optional fraction. Scale is kept."""
-    if _DECIMAL_TEXT.fullmatch(text) is None:
+    if type(text) is not str or _DECIMAL_TEXT.fullmatch(text) is None:
         raise InvalidValue(f"expected a decimal like 8.50, got {describe(text)}")
     return Decimal(text)
 
 
 def parse_int_text(text: str, _: object = None) -> int:
     """Read a DataContract integer: optional minus and ASCII digits, nothing else."""
+    if type(text) is not str:  # a nil element where the contract has a plain integer
+        raise InvalidValue(f"expected an integer, got {describe(text)}")
     digits = text[1:] if text[:1] == "-" else text
     if not (digits.isascii() and digits.isdigit()):
         raise InvalidValue(f"expected an integer, got {describe(text)}")
