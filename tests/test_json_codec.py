@@ -60,8 +60,8 @@ def test_the_verbatim_seed_sample_is_rejected_where_the_comma_is_missing() -> No
     ],
 )
 def test_decimals_are_exact_and_keep_their_scale(wire: str, expected: Decimal) -> None:
-    credits = codec.decode(booking_json(Credits=None).replace(b'"Credits": null', b'"Credits": ' + wire.encode()),
-                           MadeBooking).credits
+    body = booking_json(Credits=None).replace(b'"Credits": null', b'"Credits": ' + wire.encode())
+    credits = codec.decode(body, MadeBooking).credits
     assert credits == expected
     assert credits.as_tuple() == expected.as_tuple()
 
@@ -115,6 +115,9 @@ def test_datetimes_keep_their_kind(wire: str, expected: datetime) -> None:
         "2018-01-25T14:32:12+01",
         "2018-01-25T14:32:12+0100",
         "2018-01-25T14:32:12+01:00:00",
+        "2018-01-25T14:32:12.12+0100",  # a fraction must not hide a zone of the wrong shape
+        "2018-01-25T14:32:12.1+01:00:00",
+        "2018-01-25T14:32:12.1+01",
         "2018-01-25",
         "",
         "٢٠١٨-01-25T14:32:12",
