@@ -55,7 +55,21 @@ def _refuse_constant(name: str) -> object:
 
 _structure = Structurer(LeafReaders(int=_read_int, decimal=_read_decimal, bool=_read_bool))
 # Built once: json.loads with keyword arguments would build a new decoder on every call.
-_parse = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant).decode
+_decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+_scan_once = _decoder.scan_once  # type: ignore[attr-defined]  # set in JSONDecoder.__init__
+
+
+def _parse(text: str) -> Any:
+    """``_decoder.decode(text)``, minus its two whitespace matches when there is no whitespace to
+    skip (the server's compact output); anything else takes the full path, which also words the
+    errors."""
+    try:
+        value, end = _scan_once(text, 0)
+    except StopIteration:  # leading whitespace, or no value at all
+        return _decoder.decode(text)
+    if end != len(text):  # trailing whitespace, or extra data
+        return _decoder.decode(text)
+    return value
 _encode_string = json.JSONEncoder(ensure_ascii=False).encode
 
 

@@ -47,17 +47,16 @@ _DATETIME_SHAPE = re.compile(
 _fromisoformat = datetime.fromisoformat
 
 
-def read_optional_datetime(value: object, _: object = None) -> datetime | None:
-    """:func:`parse_datetime` for a member that may be null; shaped as a cattrs hook (one call)."""
-    if value is None:
-        return None
-    if type(value) is not str:
-        raise InvalidValue(f"expected a datetime string or null, got {describe(value)}")
-    return parse_datetime(value)
-
-
 def parse_datetime(text: str) -> datetime:
-    """Read a .NET round-trip datetime, keeping its kind.
+    """Read a .NET round-trip datetime that must be there (see :func:`read_optional_datetime`)."""
+    value = read_optional_datetime(text)
+    if value is None:
+        raise InvalidValue("expected a datetime, got null")
+    return value
+
+
+def read_optional_datetime(text: object, _: object = None) -> datetime | None:
+    """Read a .NET round-trip datetime, keeping its kind; None stays None. A cattrs hook as is.
 
     No suffix gives a naive datetime (.NET "Unspecified": server-local time), ``Z`` an aware one in
     UTC, ``+hh:mm`` an aware one at that fixed offset. .NET has 100 ns ticks and Python has
@@ -67,9 +66,14 @@ def parse_datetime(text: str) -> datetime:
     Raises:
         InvalidValue: the text is not in the server's format, or names an impossible date.
     """
+    if text is None:
+        return None
     try:
-        value = _fromisoformat(text)
+        value = _fromisoformat(text)  # type: ignore[arg-type]
+    except TypeError as exc:
+        raise InvalidValue(f"expected a datetime string, got {describe(text)}") from exc
     except ValueError as exc:
+        assert isinstance(text, str)
         if _DATETIME_SHAPE.fullmatch(text) is not None:  # the shape is right, the calendar is not
             raise InvalidValue(f"impossible datetime {text!r}: {exc}") from exc
         raise _not_a_datetime(text) from exc
@@ -77,6 +81,7 @@ def parse_datetime(text: str) -> datetime:
     # never writes: any separator, week dates, basic format, ',' fractions, more than 7 fractional
     # digits, `+hh`, `+hhmm` and `+hh:mm:ss` offsets. Only the server's shape gets through:
     # '-' '-' 'T' ':' ':' at 4, 7, 10, 13, 16, then an optional fraction, then `Z` or `+hh:mm`.
+    assert isinstance(text, str)
     if text[4:17:3] != "--T::":
         raise _not_a_datetime(text)
     end = len(text)
@@ -136,7 +141,12 @@ def parse_decimal_text(text: str, _: object = None) -> Decimal:
 
 def parse_int_text(text: str, _: object = None) -> int:
     """Read a DataContract integer: optional minus and ASCII digits, nothing else."""
-    if type(text) is not str:  # a nil element where the contract has a plain integer
+    try:
+        if text.isdigit() and text.isascii() and len(text) < 19:  # the common case, cheaply
+            return int(text)
+    except AttributeError:  # a nil element (None) where the contract has a plain integer
+        raise InvalidValue(f"expected an integer, got {describe(text)}") from None
+    if type(text) is not str:
         raise InvalidValue(f"expected an integer, got {describe(text)}")
     digits = text[1:] if text[:1] == "-" else text
     if not (digits.isascii() and digits.isdigit()):
