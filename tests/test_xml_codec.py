@@ -144,9 +144,18 @@ def test_unknown_elements_are_ignored_and_order_does_not_matter() -> None:
     assert codec.decode(etree.tostring(root), MadeBooking) == SEED_XML_BOOKING
 
 
-def test_comments_and_processing_instructions_are_ignored() -> None:
+def test_comments_and_processing_instructions_between_members_are_ignored() -> None:
     text = seed_text().replace("<BookingID>", "<!-- note --><?pi x?><BookingID>")
+    text = text.replace("<d4p1:Nickname>", "<!-- in Candidate --><d4p1:Nickname>")
     assert codec.decode(text.encode(), MadeBooking) == SEED_XML_BOOKING
+    error = b"<Error><ModelState><!-- c --><?pi?><k>v</k></ModelState></Error>"
+    assert codec.decode(error, ErrorBody).model_state == {"k": ["v"]}
+
+
+def test_a_comment_inside_a_value_is_mixed_content() -> None:
+    text = with_member(seed_text(), "Comments", "<Comments>a<!-- c -->b</Comments>")
+    with pytest.raises(DecodeError, match="Comments: expected text, found elements"):
+        codec.decode(text.encode(), MadeBooking)
 
 
 def test_new_enum_values_decode_to_the_raw_value() -> None:
