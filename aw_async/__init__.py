@@ -1,18 +1,34 @@
 """aw_async: an asyncio client for the AdultWork.com REST API.
 
-Typed models, JSON and DataContract XML codecs, and (coming next) the client that reschedules
-PhoneChat bookings. See README.md.
+>>> from aw_async import AdultWorkClient                          # doctest: +SKIP
+>>> async with AdultWorkClient(token) as aw:                       # doctest: +SKIP
+...     new_booking = await aw.phonechat.reschedule_made_booking(booking_id)
+
+See README.md for the whole tour.
 """
 
 from __future__ import annotations
 
+from ._batch import RescheduleOutcome
+from ._client import PRODUCTION_URL, SANDBOX_URL, AdultWorkClient, Format
+from ._oauth import TOKEN_URL, TokenSet
+from ._tokens import RefreshingToken, StaticToken
 from ._version import __version__
 from .models import BookingStatus, CallMethod, MadeBooking, PhoneChatBookingUser
 
 __all__ = [
+    "PRODUCTION_URL",
+    "SANDBOX_URL",
+    "TOKEN_URL",
+    "AdultWorkClient",
     "BookingStatus",
     "CallMethod",
+    "Format",
     "MadeBooking",
     "PhoneChatBookingUser",
+    "RefreshingToken",
+    "RescheduleOutcome",
+    "StaticToken",
+    "TokenSet",
     "__version__",
 ]

@@ -2,16 +2,52 @@
 
 ::
 
-    AdultWorkError
-    ├── DecodeError        a body that is malformed, hostile or of the wrong shape or types
-    └── EncodeError        a value the wire format cannot carry
+    AdultWorkError                      every error aw_async raises
+    ├── DecodeError                     a body that is malformed, hostile or of the wrong shape
+    ├── EncodeError                     a value the wire format cannot carry
+    ├── PreconditionError               a documented prerequisite failed; nothing was sent
+    │   ├── SessionNotPassedError       the booking's SessionDate has not passed yet
+    │   └── InsufficientCreditsError    the balance does not cover the booking's credits
+    ├── ApiError                        the server answered with a non-2xx status
+    │   ├── AuthenticationError         401, or a refresh the token endpoint refused
+    │   ├── PermissionDeniedError       403: the token lacks the endpoint's scope
+    │   ├── NotFoundError               404
+    │   ├── RateLimitError              429 (``retry_after``)
+    │   └── ServerError                 5xx
+    └── TransportError                  no HTTP answer came (connection, timeout, reset)
+        └── OutcomeUnknownError         ...for a call that changes state, which may have reached
+                                        the server: check before sending it again
 
-Every error aw_async raises is an :class:`AdultWorkError`, so one ``except`` catches them all.
+``asyncio.CancelledError`` is never wrapped. No error's ``str()`` or ``repr()`` contains an access
+token, refresh token, client secret or API key.
 """
 
 from __future__ import annotations
 
-__all__ = ["AdultWorkError", "DecodeError", "EncodeError"]
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import ErrorBody
+
+__all__ = [
+    "AdultWorkError",
+    "ApiError",
+    "AuthenticationError",
+    "DecodeError",
+    "EncodeError",
+    "InsufficientCreditsError",
+    "NotFoundError",
+    "OutcomeUnknownError",
+    "PermissionDeniedError",
+    "PreconditionError",
+    "RateLimitError",
+    "ServerError",
+    "SessionNotPassedError",
+    "TransportError",
+]
 
 
 class AdultWorkError(Exception):
@@ -43,3 +79,170 @@ class DecodeError(AdultWorkError, ValueError):
 
 class EncodeError(AdultWorkError, ValueError):
     """A value cannot be written in the wire format (an XML-forbidden character, a NaN decimal)."""
+
+
+class PreconditionError(AdultWorkError):
+    """A documented prerequisite of a call failed, so the call was not sent."""
+
+
+class SessionNotPassedError(PreconditionError):
+    """RescheduleMadeBooking needs the booking's SessionDate to have passed.
+
+    Attributes:
+        booking_id: the booking.
+        session_date: its SessionDate as the server sent it (naive means server-local time).
+        now: the time it was compared with, aware.
+    """
+
+    def __init__(self, booking_id: int, session_date: datetime, now: datetime) -> None:
+        super().__init__(
+            f"booking {booking_id} cannot be rescheduled yet: its session "
+            f"({session_date.isoformat()}) has not passed (now {now.isoformat(timespec='seconds')})"
+        )
+        self.booking_id = booking_id
+        self.session_date = session_date
+        self.now = now
+
+
+class InsufficientCreditsError(PreconditionError):
+    """RescheduleMadeBooking needs a credit balance that covers the booking's credits.
+
+    Attributes:
+        booking_id: the booking.
+        required: the booking's credits.
+        balance: the balance available for it (in a batch: what earlier bookings left).
+    """
+
+    def __init__(self, booking_id: int, required: Decimal, balance: Decimal) -> None:
+        super().__init__(
+            f"booking {booking_id} needs {required} credits but the balance available is {balance}"
+        )
+        self.booking_id = booking_id
+        self.required = required
+        self.balance = balance
+
+
+class ApiError(AdultWorkError):
+    """The server answered with a status that is not 2xx.
+
+    Attributes:
+        status: the HTTP status.
+        body: the decoded ``HttpError`` body, when the answer was JSON or XML.
+        message: the server's message, or a short excerpt of a body that was not JSON or XML.
+        method, url: the request (the URL with secrets redacted).
+        headers: the response headers.
+        request_id: the server's request id header, when it sent one.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        body: ErrorBody | None,
+        *,
+        message: str | None = None,
+        method: str = "",
+        url: str = "",
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.body = body
+        self.message = message or (body.message if body and body.message else "") or f"HTTP {status}"
+        self.method = method
+        self.url = url
+        self.headers: dict[str, str] = dict(headers or {})
+        self.request_id = next(
+            (
+                value
+                for name, value in self.headers.items()
+                if name.lower() in ("request-id", "x-request-id", "x-correlation-id")
+            ),
+            None,
+        )
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        where = f" ({self.method} {self.url})" if self.method else ""
+        return f"{self.status}: {self.message}{where}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status}, message={self.message!r})"
+
+
+class AuthenticationError(ApiError):
+    """401: the access token is missing, wrong or expired, or a token refresh was refused.
+
+    Attributes:
+        error: the OAuth ``error`` code of a refused refresh (``refresh_token_has_expired``).
+    """
+
+    def __init__(
+        self, status: int, body: ErrorBody | None, *, error: str | None = None, **kwargs: Any
+    ) -> None:
+        self.error = error
+        super().__init__(status, body, **kwargs)
+
+
+class PermissionDeniedError(ApiError):
+    """403: the token does not carry the scope the endpoint needs.
+
+    Attributes:
+        scope: the scope the endpoint needs (API.md).
+    """
+
+    def __init__(self, status: int, body: ErrorBody | None, *, scope: str = "", **kwargs: Any) -> None:
+        self.scope = scope
+        super().__init__(status, body, **kwargs)
+
+    def _describe(self) -> str:
+        needs = f"; this endpoint needs the scope {self.scope!r}" if self.scope else ""
+        return super()._describe() + needs
+
+
+class NotFoundError(ApiError):
+    """404: no such booking (or no such endpoint)."""
+
+
+class RateLimitError(ApiError):
+    """429: too many requests.
+
+    Attributes:
+        retry_after: seconds the server asked to wait, when it said.
+    """
+
+    def __init__(
+        self, status: int, body: ErrorBody | None, *, retry_after: float | None = None, **kwargs: Any
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(status, body, **kwargs)
+
+    def _describe(self) -> str:
+        wait = f"; retry after {self.retry_after:g} s" if self.retry_after is not None else ""
+        return super()._describe() + wait
+
+
+class ServerError(ApiError):
+    """5xx: the server or a proxy in front of it failed.
+
+    For a call that changes state, a gateway's 502 or 504 does not prove the server did nothing:
+    check (MadeBookingDetails) before sending it again.
+    """
+
+
+class TransportError(AdultWorkError):
+    """No HTTP answer came: the connection failed, timed out or broke.
+
+    Attributes:
+        method, url: the request (the URL with secrets redacted).
+        attempts: how many times the request was tried.
+    """
+
+    def __init__(self, message: str, *, method: str = "", url: str = "", attempts: int = 1) -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+        self.attempts = attempts
+
+
+class OutcomeUnknownError(TransportError):
+    """A call that changes state (RescheduleMadeBooking) may have reached the server, and no answer
+    says whether it did. It was not sent again: check the booking before trying once more."""

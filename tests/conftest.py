@@ -11,9 +11,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 # No deadline: these machines are shared and noisy, and a wall-clock limit would make tests flaky.
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile(
-    "ci", deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("ci", deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")
 
 

@@ -30,11 +30,7 @@ decimals = st.builds(
 
 _offsets = st.integers(-14 * 60, 14 * 60).map(lambda minutes: timezone(timedelta(minutes=minutes)))
 #: Each kind .NET sends: naive ("Unspecified"), UTC (`Z`), and a fixed offset (`+hh:mm`).
-datetimes = (
-    st.datetimes()
-    | st.datetimes(timezones=st.just(UTC))
-    | st.datetimes(timezones=_offsets)
-)
+datetimes = st.datetimes() | st.datetimes(timezones=st.just(UTC)) | st.datetimes(timezones=_offsets)
 optional_datetimes = st.none() | datetimes
 
 statuses = st.sampled_from(BookingStatus) | texts

@@ -18,7 +18,7 @@ T = TypeVar("T")
         ("application/json", JsonCodec),
         ("application/json; charset=utf-8", JsonCodec),
         ("Application/JSON;Charset=UTF-8", JsonCodec),
-        ("  application/json ; charset=\"utf-16\"", JsonCodec),
+        ('  application/json ; charset="utf-16"', JsonCodec),
         ("text/json", JsonCodec),
         ("application/problem+json", JsonCodec),
         ("application/xml", XmlCodec),

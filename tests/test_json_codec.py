@@ -85,10 +85,11 @@ def test_non_numbers_are_refused(wire: str) -> None:
         ("2018-12-31T23:59:59.9999999", datetime(2018, 12, 31, 23, 59, 59, 999999)),
         ("2018-01-25T14:32:12Z", datetime(2018, 1, 25, 14, 32, 12, tzinfo=UTC)),
         ("2018-01-25T14:32:12.5Z", datetime(2018, 1, 25, 14, 32, 12, 500000, tzinfo=UTC)),
-        ("2018-07-24T09:15:30+01:00",
-         datetime(2018, 7, 24, 9, 15, 30, tzinfo=timezone(timedelta(hours=1)))),
-        ("2018-07-24T09:15:30.25-05:30",
-         datetime(2018, 7, 24, 9, 15, 30, 250000, tzinfo=timezone(-timedelta(hours=5, minutes=30)))),
+        ("2018-07-24T09:15:30+01:00", datetime(2018, 7, 24, 9, 15, 30, tzinfo=timezone(timedelta(hours=1)))),
+        (
+            "2018-07-24T09:15:30.25-05:30",
+            datetime(2018, 7, 24, 9, 15, 30, 250000, tzinfo=timezone(-timedelta(hours=5, minutes=30))),
+        ),
         ("0001-01-01T00:00:00", datetime(1, 1, 1)),  # .NET's DateTime.MinValue
     ],
 )
@@ -297,10 +298,12 @@ def test_encode_writes_what_json_net_writes() -> None:
         (Decimal("1E+2"), "100.0"),
         (Decimal("-0.5"), "-0.5"),
         (datetime(2018, 1, 25, 14, 32, 12, 400000, tzinfo=UTC), '"2018-01-25T14:32:12.4Z"'),
-        (datetime(2018, 1, 25, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
-         '"2018-01-25T00:00:00-05:30"'),
+        (
+            datetime(2018, 1, 25, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+            '"2018-01-25T00:00:00-05:30"',
+        ),
         (datetime(1, 1, 1), '"0001-01-01T00:00:00"'),
-        ("naïve \"quoted\"\n", '"naïve \\"quoted\\"\\n"'),
+        ('naïve "quoted"\n', '"naïve \\"quoted\\"\\n"'),
     ],
 )
 def test_encode_scalars(value: object, expected: str) -> None:

@@ -180,10 +180,13 @@ def test_new_enum_values_decode_to_the_raw_value() -> None:
         ("Credits", "<Credits>1E+2</Credits>", "Credits", "expected a decimal"),
         ("Credits", "<Credits>NaN</Credits>", "Credits", "expected a decimal"),
         ("Credits", "<Credits></Credits>", "Credits", "expected a decimal"),
-        ("SessionDate", "<SessionDate>2018-02-30T20:00:00</SessionDate>", "SessionDate",
-         "impossible datetime"),
-        ("SessionDate", "<SessionDate>2018-01-25 14:32</SessionDate>", "SessionDate",
-         "expected a datetime"),
+        (
+            "SessionDate",
+            "<SessionDate>2018-02-30T20:00:00</SessionDate>",
+            "SessionDate",
+            "impossible datetime",
+        ),
+        ("SessionDate", "<SessionDate>2018-01-25 14:32</SessionDate>", "SessionDate", "expected a datetime"),
         ("Candidate", "<Candidate>someone</Candidate>", "Candidate", "expected member elements"),
     ],
 )
@@ -356,7 +359,11 @@ def test_encode_escapes_carriage_returns_so_they_survive() -> None:
 
 def test_encode_aware_datetimes() -> None:
     booking = MadeBooking(
-        booking_id=1, duration=1, credits=Decimal(1), status="Pending", method=1,
+        booking_id=1,
+        duration=1,
+        credits=Decimal(1),
+        status="Pending",
+        method=1,
         create_date=datetime(2018, 1, 25, 14, 32, 12, tzinfo=UTC),
     )
     assert b"<CreateDate>2018-01-25T14:32:12Z</CreateDate>" in codec.encode(booking)
@@ -364,8 +371,9 @@ def test_encode_aware_datetimes() -> None:
 
 @pytest.mark.parametrize("text", ["\x00", "bell\x07", "\ufffe", "\ud800"])
 def test_text_xml_cannot_carry_is_an_encode_error(text: str) -> None:
-    booking = MadeBooking(booking_id=1, duration=1, credits=Decimal(1), status="Pending", method=1,
-                          comments=text)
+    booking = MadeBooking(
+        booking_id=1, duration=1, credits=Decimal(1), status="Pending", method=1, comments=text
+    )
     with pytest.raises(EncodeError, match=r"cannot be carried by XML 1\.0"):
         codec.encode(booking)
 

@@ -54,8 +54,7 @@ def xxe_file(path: Path) -> bytes:
 
 def xxe_network(port: int) -> bytes:
     return (
-        f'<!DOCTYPE Error SYSTEM "http://127.0.0.1:{port}/evil.dtd">'
-        "<Error><Message>x</Message></Error>"
+        f'<!DOCTYPE Error SYSTEM "http://127.0.0.1:{port}/evil.dtd"><Error><Message>x</Message></Error>'
     ).encode()
 
 

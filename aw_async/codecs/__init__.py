@@ -17,6 +17,7 @@ from ._json import JsonCodec
 from ._xml import XmlCodec
 
 __all__ = [
+    "BUILT_IN_CODECS",
     "DEFAULT_MAX_BODY_BYTES",
     "Codec",
     "CodecSet",
@@ -26,7 +27,8 @@ __all__ = [
     "parse_media_type",
 ]
 
-_BUILT_IN = CodecSet((JsonCodec(), XmlCodec()))
+#: The codecs a client uses unless it is given others.
+BUILT_IN_CODECS = CodecSet((JsonCodec(), XmlCodec()))
 
 
 def codec_for(content_type: str) -> JsonCodec | XmlCodec:
@@ -35,6 +37,6 @@ def codec_for(content_type: str) -> JsonCodec | XmlCodec:
     Raises:
         DecodeError: neither JSON nor XML is the media type.
     """
-    codec = _BUILT_IN.for_content_type(content_type)
+    codec = BUILT_IN_CODECS.for_content_type(content_type)
     assert isinstance(codec, JsonCodec | XmlCodec)
     return codec

@@ -164,6 +164,4 @@ def decode_text(data: bytes, encoding: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise DecodeError(
-            f"body is not valid {encoding}: {exc.reason} at byte {exc.start}"
-        ) from exc
+        raise DecodeError(f"body is not valid {encoding}: {exc.reason} at byte {exc.start}") from exc

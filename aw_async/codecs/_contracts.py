@@ -87,8 +87,8 @@ class Contract:
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "by_attribute", {m.attribute: m for m in self.members})
         object.__setattr__(self, "by_clark", {m.clark: m for m in self.members})
-        order = self.members if self.http_error else sorted(
-            self.members, key=lambda m: (not m.inherited, m.wire)
+        order = (
+            self.members if self.http_error else sorted(self.members, key=lambda m: (not m.inherited, m.wire))
         )
         object.__setattr__(self, "xml_order", tuple(order))
 

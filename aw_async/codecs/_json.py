@@ -70,6 +70,8 @@ def _parse(text: str) -> Any:
     if end != len(text):  # trailing whitespace, or extra data
         return _decoder.decode(text)
     return value
+
+
 _encode_string = json.JSONEncoder(ensure_ascii=False).encode
 
 
@@ -151,9 +153,7 @@ def _write(value: object) -> str:
         return "[" + ",".join(_write(item) for item in value) + "]"
     if attrs.has(type(value)):
         contract = contract_for(type(value))
-        members = (
-            (m.wire, getattr(value, m.attribute)) for m in contract.members
-        )
+        members = ((m.wire, getattr(value, m.attribute)) for m in contract.members)
         if contract.http_error:  # HttpError writes only the keys it has (API.md)
             members = ((wire, v) for wire, v in members if v is not None and v != {})
         return "{" + ",".join(f'"{wire}":{_write(v)}' for wire, v in members) + "}"

@@ -116,9 +116,7 @@ def make_converter(leaves: LeafReaders) -> Converter:
     converter.register_structure_hook_func(lambda t: t == (str | None), _read_optional_str)
     converter.register_structure_hook_func(lambda t: t == (datetime | None), read_optional_datetime)
     converter.register_structure_hook_func(lambda t: t == dict[str, list[str]], _read_model_state)
-    converter.register_structure_hook_func(
-        lambda t: t == (BookingStatus | str), _read_status
-    )
+    converter.register_structure_hook_func(lambda t: t == (BookingStatus | str), _read_status)
     read_int = leaves.int
 
     def read_method(value: Any, _: Any) -> CallMethod | int:

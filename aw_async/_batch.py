@@ -1,0 +1,158 @@
+"""Rescheduling many bookings: bounded concurrency, credit accounting, one outcome per booking.
+
+Invariants:
+
+- Each distinct id gets exactly one outcome and at most one POST; duplicates are collapsed.
+- With checks on, the balance is read once. Credits are reserved (under no ``await``, so no two
+  bookings can both take the last credits) before a booking's POST and given back only when its
+  POST certainly spent nothing (a 4xx answer, or a request that never left). When the outcome is
+  unknown, or the server failed (5xx), the credits stay reserved: better to refuse a later booking
+  than to overspend.
+- Requests: one balance read, then per booking at most one MadeBookingDetails and one POST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime, tzinfo
+from decimal import Decimal
+from typing import Protocol
+
+import attrs
+
+from ._aio import gather_or_cancel
+from ._prerequisites import check_session_passed, require_booking_id
+from .errors import (
+    AdultWorkError,
+    ApiError,
+    InsufficientCreditsError,
+    OutcomeUnknownError,
+    ServerError,
+    TransportError,
+)
+from .models import MadeBooking
+
+__all__ = ["RescheduleOutcome", "reschedule_batch"]
+
+log = logging.getLogger("aw_async")
+
+
+@attrs.frozen
+class RescheduleOutcome:
+    """What happened to one booking of a batch.
+
+    Attributes:
+        booking_id: the booking that was to be rescheduled.
+        booking: the new booking, when the reschedule went through.
+        error: why it did not; an :class:`~aw_async.errors.OutcomeUnknownError` means it may have.
+    """
+
+    booking_id: int
+    booking: MadeBooking | None = None
+    error: AdultWorkError | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the booking was rescheduled."""
+        return self.error is None
+
+
+class _Rescheduler(Protocol):
+    server_timezone: tzinfo
+
+    async def made_booking_details(self, booking_id: int, *, as_user: int | None = None) -> MadeBooking: ...
+
+    async def send_reschedule(self, booking_id: int) -> MadeBooking: ...
+
+
+class _CreditLedger:
+    """The balance left for the rest of the batch."""
+
+    def __init__(self, balance: Decimal) -> None:
+        self.available = balance
+
+    def reserve(self, booking: MadeBooking) -> None:
+        if booking.credits > self.available:
+            raise InsufficientCreditsError(booking.booking_id, booking.credits, self.available)
+        self.available -= booking.credits
+
+    def settle(self, booking: MadeBooking, error: AdultWorkError) -> None:
+        """Give the credits back if the failed POST certainly spent none."""
+        spent_nothing = (isinstance(error, ApiError) and not isinstance(error, ServerError)) or (
+            isinstance(error, TransportError) and not isinstance(error, OutcomeUnknownError)
+        )
+        if spent_nothing:
+            self.available += booking.credits
+
+
+async def reschedule_batch(
+    service: _Rescheduler,
+    booking_ids: Iterable[int],
+    *,
+    concurrency: int,
+    check_preconditions: bool,
+    on_progress: Callable[[RescheduleOutcome], None] | None,
+    balance: Callable[[], Awaitable[Decimal]],
+) -> list[RescheduleOutcome]:
+    """See :meth:`PhoneChatService.reschedule_made_bookings`."""
+    if not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
+    ids = list(dict.fromkeys(require_booking_id(booking_id) for booking_id in booking_ids))
+    outcomes: list[RescheduleOutcome | None] = [None] * len(ids)
+    if not ids:
+        return []
+
+    def report(index: int, outcome: RescheduleOutcome) -> None:
+        outcomes[index] = outcome
+        if on_progress is not None:
+            try:
+                on_progress(outcome)
+            except Exception:
+                log.exception("on_progress raised for booking %d; the batch goes on", outcome.booking_id)
+
+    ledger: _CreditLedger | None = None
+    if check_preconditions:
+        try:
+            ledger = _CreditLedger(await balance())
+        except AdultWorkError as exc:  # no balance, no booking can be checked: each one says why
+            for index, booking_id in enumerate(ids):
+                report(index, RescheduleOutcome(booking_id, error=exc))
+            return [o for o in outcomes if o is not None]
+
+    async def reschedule(index: int, booking_id: int) -> RescheduleOutcome:
+        booking: MadeBooking | None = None
+        posting = False
+        try:
+            if ledger is not None:
+                booking = await service.made_booking_details(booking_id)
+                check_session_passed(booking, datetime.now(UTC), service.server_timezone)
+                ledger.reserve(booking)
+            posting = True
+            try:
+                new_booking = await service.send_reschedule(booking_id)
+            except AdultWorkError as exc:
+                if ledger is not None and booking is not None:
+                    ledger.settle(booking, exc)
+                raise
+            return RescheduleOutcome(booking_id, booking=new_booking)
+        except AdultWorkError as exc:
+            return RescheduleOutcome(booking_id, error=exc)
+        except asyncio.CancelledError:
+            if posting:  # the POST was on its way: nobody can say whether it arrived
+                unknown = OutcomeUnknownError(
+                    f"the batch was cancelled while RescheduleMadeBooking for booking {booking_id} "
+                    "was in flight; check the booking before trying again"
+                )
+                report(index, RescheduleOutcome(booking_id, error=unknown))
+            raise
+
+    pending = iter(enumerate(ids))
+
+    async def worker() -> None:
+        for index, booking_id in pending:  # shared iterator: each id is taken by one worker
+            report(index, await reschedule(index, booking_id))
+
+    await gather_or_cancel(*(worker() for _ in range(min(concurrency, len(ids)))))
+    return [o for o in outcomes if o is not None]

@@ -1,0 +1,143 @@
+"""``AdultWorkClient``: configuration, the session it owns or borrows, and its services."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Self
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import aiohttp
+
+from ._api import Api
+from ._credit_history import CreditHistoryService
+from ._phonechat import PhoneChatService
+from ._protocol import RequestSettings
+from ._retry import RetryPolicy
+from ._tokens import RefreshingToken, StaticToken, TokenProvider
+from ._transport import Transport
+from ._version import __version__
+from .codecs import Codec, CodecSet, JsonCodec, XmlCodec
+
+__all__ = ["PRODUCTION_URL", "SANDBOX_URL", "AdultWorkClient", "Format"]
+
+#: The vendor's sandbox, used in every sample (API.md).
+SANDBOX_URL = "https://api-sandbox.adultwork.com"
+#: Production. Not documented by the vendor; the obvious pattern, overridable with ``base_url``.
+PRODUCTION_URL = "https://api.adultwork.com"
+
+
+class Format(enum.StrEnum):
+    """The body format the client asks for with ``Accept``."""
+
+    JSON = "json"
+    XML = "xml"
+
+
+# A codec serves a format when it serves that format's media type (PUBLIC_API.md, "Codecs").
+_FORMAT_MEDIA_TYPES = {
+    Format.JSON: ("application/json", "text/json"),
+    Format.XML: ("application/xml", "text/xml"),
+}
+
+
+def _accept_for(format: Format, codecs: Sequence[Codec]) -> str:
+    served = _FORMAT_MEDIA_TYPES[format]
+    for codec in codecs:
+        if any(media_type.lower() in served for media_type in codec.media_types):
+            return codec.media_types[0]
+    raise ValueError(f"none of the codecs serves {format.value} ({', '.join(served)})")
+
+
+class AdultWorkClient:
+    """An asyncio client for the AdultWork.com REST API.
+
+    >>> async with AdultWorkClient("access-token") as aw:           # doctest: +SKIP
+    ...     booking = await aw.phonechat.reschedule_made_booking(1)
+
+    Args:
+        token: an access token, a :class:`StaticToken`, or a :class:`RefreshingToken`.
+        base_url: the API's root (:data:`SANDBOX_URL` by default).
+        format: the body format asked for in ``Accept``; answers are decoded by their
+            ``Content-Type`` whatever was asked.
+        api_key: sent as the ``apiKey`` query parameter when given.
+        server_timezone: the zone of the server's suffix-less datetimes, used to decide whether a
+            booking's session has passed.
+        session: an ``aiohttp.ClientSession`` to share; it is never closed by the client. Without
+            one the client creates its own on first use and closes it in :meth:`aclose`.
+        timeout: seconds one try of a request may take, connection to last byte.
+        max_retries: retries after the first try, for what may be retried (see README).
+        user_agent: put before ``aw-async/<version>`` in ``User-Agent``.
+        codecs: the codecs to use instead of the built-in JSON and XML ones.
+    """
+
+    def __init__(
+        self,
+        token: str | StaticToken | RefreshingToken,
+        *,
+        base_url: str = SANDBOX_URL,
+        format: Format | str = Format.JSON,
+        api_key: str | None = None,
+        server_timezone: str = "Europe/London",
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 30.0,
+        max_retries: int = 2,
+        user_agent: str | None = None,
+        codecs: Sequence[Codec] | None = None,
+    ) -> None:
+        provider: TokenProvider = StaticToken(token) if isinstance(token, str) else token
+        if not isinstance(provider, StaticToken | RefreshingToken):
+            raise TypeError(
+                f"token must be a str, StaticToken or RefreshingToken, got {type(token).__name__}"
+            )
+        scheme = urlsplit(base_url).scheme
+        if scheme not in ("http", "https") or not urlsplit(base_url).netloc:
+            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        try:
+            self.format = Format(format.lower() if isinstance(format, str) else format)
+        except ValueError:
+            raise ValueError(f"format must be 'json' or 'xml', got {format!r}") from None
+        try:
+            zone = ZoneInfo(server_timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown server_timezone {server_timezone!r}") from exc
+        if not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be a non-negative int, got {max_retries!r}")
+        codec_list: list[Codec] = list(codecs) if codecs is not None else [JsonCodec(), XmlCodec()]
+        agent = f"aw-async/{__version__}"
+        self.base_url = base_url
+        self._api = Api(
+            transport=Transport(session=session, timeout=timeout, retry=RetryPolicy(max_retries=max_retries)),
+            token=provider,
+            settings=RequestSettings(
+                base_url=base_url,
+                accept=_accept_for(self.format, codec_list),
+                user_agent=f"{user_agent} {agent}" if user_agent else agent,
+                api_key=api_key,
+            ),
+            codecs=CodecSet(codec_list),
+        )
+        #: CreditHistory operations.
+        self.credit_history = CreditHistoryService(self._api)
+        #: PhoneChat operations.
+        self.phonechat = PhoneChatService(self._api, self.credit_history, zone)
+
+    def __repr__(self) -> str:
+        return f"AdultWorkClient(base_url={self.base_url!r}, format={self.format.value!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session if the client created it; a shared session is left open."""
+        await self._api.transport.close()

@@ -1,0 +1,25 @@
+"""The CreditHistory service: the user's credit balance."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from ._api import Api
+from ._endpoints import GET_CURRENT_CREDIT_BALANCE
+
+__all__ = ["CreditHistoryService"]
+
+
+class CreditHistoryService:
+    """``aw.credit_history``: CreditHistory operations."""
+
+    def __init__(self, api: Api) -> None:
+        self._api = api
+
+    async def get_current_credit_balance(self) -> Decimal:
+        """The logged-in user's credit balance (GetCurrentCreditBalance), exact.
+
+        Raises:
+            ApiError, TransportError, DecodeError: see :mod:`aw_async.errors`.
+        """
+        return await self._api.call(GET_CURRENT_CREDIT_BALANCE, {})

@@ -1,0 +1,233 @@
+"""The protocol layer: requests built and responses deciphered, with no I/O.
+
+Given an endpoint declaration and its arguments, :func:`build_request` gives method, URL, headers
+and body; given status, headers and body, :func:`decipher_response` gives the model or raises the
+:class:`~aw_async.errors.ApiError` for the status. Nothing here awaits or opens a socket, so all of
+it is tested without an event loop (the design of gidgethub's ``sansio``).
+"""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import attrs
+
+from ._endpoints import Endpoint
+from ._redact import excerpt, redact, redact_url
+from .codecs import BUILT_IN_CODECS, CodecSet, JsonCodec, parse_media_type
+from .errors import (
+    ApiError,
+    AuthenticationError,
+    DecodeError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+)
+from .models import ErrorBody
+
+__all__ = [
+    "Request",
+    "RequestSettings",
+    "Response",
+    "api_error",
+    "build_request",
+    "decipher_response",
+    "parse_retry_after",
+]
+
+R = TypeVar("R")
+
+_JSON_BODY = "application/json; charset=utf-8"  # "serialized JSON in the request body" (the vendor)
+_request_body_codec = JsonCodec()
+
+
+@attrs.frozen(repr=False)
+class Request:
+    """A request ready to send. Its ``repr`` shows no header and no secret."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    body: bytes | None
+    idempotent: bool
+    """The transport may send it again when the outcome of a try is unknown."""
+    secrets: tuple[str, ...] = ()
+    """What must never appear in a message about this request (token, API key)."""
+
+    @property
+    def display_url(self) -> str:
+        """The URL with secret query parameters (``apiKey``) redacted: for logs and errors."""
+        return redact_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.display_url}>"
+
+
+@attrs.frozen(repr=False)
+class Response:
+    """What came back: status, headers and the whole body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.headers.get('Content-Type', '')} {len(self.body)} bytes>"
+
+
+@attrs.frozen(repr=False)
+class RequestSettings:
+    """What every request of one client carries."""
+
+    base_url: str
+    accept: str
+    user_agent: str
+    api_key: str | None = None
+
+
+def build_request(
+    endpoint: Endpoint[Any],
+    params: Mapping[str, int | str],
+    *,
+    settings: RequestSettings,
+    token: str,
+    as_user: int | None = None,
+) -> Request:
+    """The request for one call of ``endpoint``.
+
+    Args:
+        params: the operation's parameters by wire name (``{"BookingID": 2}``): the query string of
+            a GET, the JSON body of a POST.
+        token: the access token, sent as ``Authorization: bearer <token>`` (API.md).
+        as_user: call the group-manager variant for this member (``UserID``).
+    """
+    path = endpoint.path
+    if as_user is not None:
+        if endpoint.group_path is None:
+            raise ValueError(f"{endpoint.name} has no group-manager variant")
+        path = endpoint.group_path
+        params = {"UserID": as_user, **params}
+    query: dict[str, int | str] = dict(params) if endpoint.method == "GET" else {}
+    if settings.api_key is not None:
+        query["apiKey"] = settings.api_key
+    url = settings.base_url.rstrip("/") + path
+    if query:
+        url += "?" + urlencode(query)
+    headers = {
+        "Authorization": f"bearer {token}",  # lower-case "bearer", as in every vendor sample
+        "Accept": settings.accept,
+        "User-Agent": settings.user_agent,
+    }
+    body = None
+    if endpoint.method == "POST":
+        headers["Content-Type"] = _JSON_BODY
+        body = _request_body_codec.encode(dict(params))
+    secrets = tuple(s for s in (token, settings.api_key) if s)
+    return Request(endpoint.method, url, headers, body, endpoint.idempotent, secrets)
+
+
+def decipher_response(endpoint: Endpoint[R], request: Request, response: Response, codecs: CodecSet) -> R:
+    """The model a 2xx answer carries, decoded by its ``Content-Type`` (not by what was asked).
+
+    Raises:
+        ApiError: (a subclass for) any status that is not 2xx.
+        DecodeError: a 2xx whose body is not a valid ``endpoint.response``, or of a media type no
+            codec serves.
+    """
+    if not 200 <= response.status < 300:
+        raise api_error(response, request, scope=endpoint.scope, codecs=codecs)
+    content_type = response.headers.get("Content-Type")
+    codec = codecs.for_content_type(content_type)
+    charset = _charset(content_type)
+    try:
+        return codec.decode(response.body, endpoint.response, charset=charset)
+    except DecodeError as exc:
+        exc.args = (f"{endpoint.name} answered {response.status} with {exc}",)
+        raise
+
+
+def _charset(content_type: str | None) -> str | None:
+    return parse_media_type(content_type or "")[1].get("charset")
+
+
+_ERROR_CLASSES: dict[int, type[ApiError]] = {
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def api_error(
+    response: Response,
+    request: Request,
+    *,
+    scope: str = "",
+    codecs: CodecSet | None = None,
+    now: datetime | None = None,
+) -> ApiError:
+    """The typed error for a non-2xx answer, with the server's ``HttpError`` body when it sent one
+    in JSON or XML, and a short, safe excerpt of the body otherwise (an HTML page from a proxy)."""
+    body, message = _error_body(response, request.secrets, codecs or BUILT_IN_CODECS)
+    details: dict[str, Any] = {
+        "message": message,
+        "method": request.method,
+        "url": request.display_url,
+        "headers": response.headers,
+    }
+    status = response.status
+    cls = _ERROR_CLASSES.get(status, ServerError if status >= 500 else ApiError)
+    if cls is PermissionDeniedError:
+        details["scope"] = scope
+    elif cls is RateLimitError:
+        details["retry_after"] = parse_retry_after(response.headers.get("Retry-After"), now)
+    return cls(status, body, **details)
+
+
+def _error_body(response: Response, secrets: Iterable[str], codecs: CodecSet) -> tuple[ErrorBody | None, str]:
+    """The decoded HttpError and a message from it; or None and an excerpt of what came instead."""
+    content_type = response.headers.get("Content-Type")
+    if response.body:
+        try:
+            codec = codecs.for_content_type(content_type)
+            body = codec.decode(response.body, ErrorBody, charset=_charset(content_type))
+        except DecodeError:
+            pass  # not JSON or XML, or not an HttpError: an excerpt says what it was
+        else:
+            return body, redact(_describe_error(body), secrets)
+    return None, excerpt(response.body, secrets) or "(empty body)"
+
+
+def _describe_error(body: ErrorBody) -> str:
+    parts = [body.message or "(no message)"]
+    if body.message_detail:
+        parts.append(body.message_detail)
+    if body.exception_message:
+        parts.append(body.exception_message)
+    for key, messages in body.model_state.items():
+        parts.append(f"{key}: {' '.join(messages)}")
+    return " | ".join(parts)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP-date (RFC 9110).
+
+    Returns None for a missing or unreadable value; a date in the past gives 0.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())

@@ -1,0 +1,222 @@
+"""The transport: the only module that imports aiohttp's client.
+
+It owns the session (or borrows the caller's, and then never closes it), the timeouts, the retry
+loop, and the one mapping of aiohttp's exceptions to ours (httpx's ``_transports/default.py``).
+
+Invariants:
+
+- A request is sent again only when :class:`~aw_async._retry.RetryPolicy` says so, and it says so
+  for a request that is not idempotent only when that request never left (no connection) or was
+  refused unprocessed (429). aiohttp's own silent retry on a dead keep-alive connection covers
+  idempotent methods only, so it never re-sends a POST either.
+- ``asyncio.CancelledError`` is never caught: only ``Exception`` subclasses are mapped, and the
+  response is read inside ``async with``, which releases the connection however the block ends.
+- No secret reaches a message: URLs are shown redacted, and aiohttp's exceptions are scrubbed
+  before they become the ``__cause__`` of ours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+
+from ._protocol import Request, Response, parse_retry_after
+from ._redact import redact, scrub_exception
+from ._retry import Failure, RetryPolicy
+from .codecs import DEFAULT_MAX_BODY_BYTES
+from .errors import DecodeError, OutcomeUnknownError, TransportError
+
+__all__ = ["Send", "Transport"]
+
+log = logging.getLogger("aw_async")
+
+#: Sends a request and gives its response: what the token providers and the API pipeline call.
+Send = Callable[[Request], Awaitable[Response]]
+
+# Module-level so that the tests can record the waits instead of waiting them.
+_sleep = asyncio.sleep
+
+_CHUNK = 64 * 1024
+
+
+def _classify(exc: Exception) -> Failure | None:
+    """What an aiohttp failure means for a retry; None when trying again cannot help."""
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
+        return None  # a certificate that does not verify will not verify next time either
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
+        return Failure.NOT_SENT  # no connection was ever made
+    if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
+        return None
+    # Read timeouts, the whole-request timeout, a reset, a disconnect, a truncated body: the
+    # request was (or may have been) written, and no complete answer came.
+    return Failure.OUTCOME_UNKNOWN
+
+
+class Transport:
+    """Sends requests over aiohttp with timeouts and retries.
+
+    Args:
+        session: a session to borrow (never closed here); None to create one on first use.
+        timeout: seconds one try may take, from connecting to the last byte of the body.
+        retry: the retry policy.
+        max_body_bytes: a larger body is refused while it is read.
+    """
+
+    def __init__(
+        self,
+        *,
+        session: aiohttp.ClientSession | None,
+        timeout: float,
+        retry: RetryPolicy,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        if timeout <= 0:
+            raise ValueError(f"timeout must be positive, got {timeout}")
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
+        self.retry = retry
+        self._max_body_bytes = max_body_bytes
+        self._closed = False
+
+    @property
+    def owns_session(self) -> bool:
+        """Whether the session was created here (and is closed by :meth:`close`)."""
+        return self._owns_session
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this client is closed")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
+                timeout=self._timeout,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        """Close the session if it was created here; a borrowed one is left to its owner."""
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    async def send(self, request: Request) -> Response:
+        """Send ``request``, retrying as the policy allows; the last answer is returned whatever
+        its status (the protocol layer turns statuses into errors).
+
+        Raises:
+            OutcomeUnknownError: a request that is not idempotent may have reached the server and
+                no answer came; it was not sent again.
+            TransportError: no answer came, and retrying could not help or ran out of tries.
+            DecodeError: the answer's body is larger than the limit.
+        """
+        retry = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                response = await self._send_once(request)
+            except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
+                failure = _classify(exc)
+                wait = None
+                if failure is not None:
+                    wait = self.retry.after_failure(failure, idempotent=request.idempotent, retry=retry)
+                if wait is None:
+                    raise self._give_up(request, exc, failure, attempts=retry + 1) from exc
+                log.warning(
+                    "%s %s failed (%s); retry %d in %.2f s",
+                    request.method,
+                    request.display_url,
+                    _describe(exc, request),
+                    retry + 1,
+                    wait,
+                )
+            else:
+                log.debug(
+                    "%s %s -> %d in %.3f s (try %d)",
+                    request.method,
+                    request.display_url,
+                    response.status,
+                    time.perf_counter() - started,
+                    retry + 1,
+                )
+                retry_after = parse_retry_after(response.headers.get("Retry-After"))
+                wait = self.retry.after_status(
+                    response.status, idempotent=request.idempotent, retry=retry, retry_after=retry_after
+                )
+                if wait is None:
+                    return response
+                log.warning(
+                    "%s %s answered %d; retry %d in %.2f s",
+                    request.method,
+                    request.display_url,
+                    response.status,
+                    retry + 1,
+                    wait,
+                )
+            await _sleep(wait)
+            retry += 1
+
+    async def _send_once(self, request: Request) -> Response:
+        session = self._get_session()
+        async with session.request(
+            request.method,
+            request.url,
+            headers=dict(request.headers),
+            data=request.body,
+            timeout=self._timeout,
+            allow_redirects=False,  # a redirect would carry the bearer token to another URL
+            raise_for_status=False,  # a borrowed session may have it on; statuses are ours to map
+        ) as resp:
+            body = await self._read_body(resp)
+            return Response(resp.status, resp.headers, body)
+
+    async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
+        length = resp.content_length
+        if length is not None:
+            if length > self._max_body_bytes:
+                raise DecodeError(f"body of {length} bytes exceeds the limit of {self._max_body_bytes} bytes")
+            return await resp.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise DecodeError(f"body exceeds the limit of {self._max_body_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _give_up(
+        request: Request, exc: Exception, failure: Failure | None, *, attempts: int
+    ) -> TransportError:
+        scrub_exception(exc, request.secrets)
+        what = _describe(exc, request)
+        where = f"{request.method} {request.display_url}"
+        tries = f" after {attempts} tries" if attempts > 1 else ""
+        if failure is Failure.OUTCOME_UNKNOWN and not request.idempotent:
+            return OutcomeUnknownError(
+                f"{where} may have reached the server, but no answer came ({what}); it was not "
+                "sent again: check its effect before retrying",
+                method=request.method,
+                url=request.display_url,
+                attempts=attempts,
+            )
+        if failure is Failure.NOT_SENT:
+            message = f"{where} could not be sent{tries}: {what}"
+        elif failure is None:
+            message = f"{where} failed: {what}"
+        else:
+            message = f"{where} got no answer{tries}: {what}"
+        return TransportError(message, method=request.method, url=request.display_url, attempts=attempts)
+
+
+def _describe(exc: Exception, request: Request) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, TimeoutError) and not isinstance(exc, aiohttp.ClientError):
+        text = "timed out"
+    return redact(f"{type(exc).__name__}: {text}" if text != type(exc).__name__ else text, request.secrets)
