@@ -1,0 +1,274 @@
+"""Tokens: static ones, and refreshing ones that refresh once, persist the rotated refresh token
+first, and never show a secret."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+from aioresponses import CallbackResult, aioresponses
+
+from aw_async import SANDBOX_URL, TOKEN_URL, AdultWorkClient, RefreshingToken, StaticToken, TokenSet
+from aw_async.errors import AuthenticationError, OutcomeUnknownError, ServerError
+
+from .scripted import answer, error
+
+BALANCE_URL = f"{SANDBOX_URL}/v1/CreditHistory/GetCurrentCreditBalance"
+CLIENT_SECRET = "client-secret-9a8b"
+FIRST_REFRESH = "refresh-token-0001"
+
+
+class TokenServer:
+    """The token endpoint and one API endpoint that accepts only the newest access token."""
+
+    def __init__(self, mocked: aioresponses, *, expires_in: int = 1200) -> None:
+        self.refresh_tokens = [FIRST_REFRESH]
+        self.access_tokens: list[str] = []
+        self.expires_in = expires_in
+        self.api_calls: list[str] = []
+        self.refresh_delay = 0.0
+        self.refuse_with: CallbackResult | None = None
+        self.deny_everything = False  # the API refuses even a freshly refreshed token
+        mocked.post(TOKEN_URL, callback=self.token, repeat=True)
+        mocked.get(BALANCE_URL, callback=self.balance, repeat=True)
+
+    async def token(self, url: Any, **kwargs: Any) -> CallbackResult:
+        form = {k: v[0] for k, v in parse_qs(kwargs["data"].decode()).items()}
+        assert kwargs["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+        assert form["grant_type"] == "refresh_token"
+        assert (form["client_id"], form["client_secret"]) == ("my-app", CLIENT_SECRET)
+        if self.refresh_delay:
+            await asyncio.sleep(self.refresh_delay)
+        if self.refuse_with is not None:
+            return self.refuse_with
+        if form["refresh_token"] != self.refresh_tokens[-1]:
+            return CallbackResult(status=401, payload={"error": "refresh_token_has_expired"})
+        n = len(self.access_tokens) + 1
+        self.access_tokens.append(f"access-{n:04d}")
+        self.refresh_tokens.append(f"refresh-token-{n + 1:04d}")
+        return CallbackResult(
+            payload={
+                "access_token": self.access_tokens[-1],
+                "token_type": "bearer",
+                "expires_in": self.expires_in,
+                "refresh_token": self.refresh_tokens[-1],
+            }
+        )
+
+    def balance(self, url: Any, **kwargs: Any) -> CallbackResult:
+        token = kwargs["headers"]["Authorization"].removeprefix("bearer ")
+        self.api_calls.append(token)
+        if self.deny_everything or not self.access_tokens or token != self.access_tokens[-1]:
+            return error(401, "Authorization has been denied for this request.")
+        return answer(Decimal("10"))
+
+
+def make_token(**kwargs: Any) -> RefreshingToken:
+    return RefreshingToken("my-app", CLIENT_SECRET, FIRST_REFRESH, **kwargs)
+
+
+async def test_a_token_without_an_access_token_refreshes_before_first_use(mock_api: aioresponses) -> None:
+    server = TokenServer(mock_api)
+    saved: list[TokenSet] = []
+    token = make_token(on_refresh=saved.append)
+    async with AdultWorkClient(token) as aw:
+        assert await aw.credit_history.get_current_credit_balance() == Decimal(10)
+    assert server.api_calls == ["access-0001"]
+    assert [t.refresh_token for t in saved] == ["refresh-token-0002"]
+    assert saved[0].access_token == "access-0001"
+    assert saved[0].expires_at - datetime.now(UTC) > timedelta(seconds=1190)
+
+
+async def test_a_hundred_concurrent_calls_cause_one_refresh(mock_api: aioresponses) -> None:
+    server = TokenServer(mock_api)
+    server.refresh_delay = 0.01  # so that every call finds the refresh in progress
+    token = make_token(access_token="stale", expires_at=datetime.now(UTC) - timedelta(minutes=1))
+    async with AdultWorkClient(token) as aw:
+        results = await asyncio.gather(*(aw.credit_history.get_current_credit_balance() for _ in range(100)))
+    assert results == [Decimal(10)] * 100
+    assert token.refreshes == 1
+    assert server.access_tokens == ["access-0001"]
+    assert set(server.api_calls) == {"access-0001"}
+
+
+async def test_it_refreshes_shortly_before_expiry(mock_api: aioresponses) -> None:
+    server = TokenServer(mock_api)
+    # Expiring in 30 s: inside the 60 s margin, so no request leaves with it.
+    token = make_token(access_token="old", expires_at=datetime.now(UTC) + timedelta(seconds=30))
+    async with AdultWorkClient(token) as aw:
+        await aw.credit_history.get_current_credit_balance()
+    assert server.api_calls == ["access-0001"]
+
+
+async def test_a_valid_token_is_used_as_is(mock_api: aioresponses) -> None:
+    server = TokenServer(mock_api)
+    server.access_tokens.append("current")
+    token = make_token(access_token="current", expires_at=datetime.now(UTC) + timedelta(minutes=19))
+    async with AdultWorkClient(token) as aw:
+        await aw.credit_history.get_current_credit_balance()
+    assert server.api_calls == ["current"]
+    assert token.refreshes == 0
+
+
+async def test_a_401_refreshes_once_and_retries_once(mock_api: aioresponses) -> None:
+    server = TokenServer(mock_api)
+    # The server revoked it early: expires_at says it is still good.
+    token = make_token(access_token="revoked", expires_at=datetime.now(UTC) + timedelta(minutes=19))
+    async with AdultWorkClient(token) as aw:
+        assert await aw.credit_history.get_current_credit_balance() == Decimal(10)
+    assert server.api_calls == ["revoked", "access-0001"]
+    assert token.refreshes == 1
+
+
+async def test_a_401_with_a_fresh_token_is_final(mock_api: aioresponses) -> None:
+    server = TokenServer(mock_api)
+    server.deny_everything = True
+    token = make_token()
+    async with AdultWorkClient(token) as aw:
+        with pytest.raises(AuthenticationError, match="Authorization has been denied"):
+            await aw.credit_history.get_current_credit_balance()
+    assert token.refreshes == 2  # once before first use, once after the 401, never in a loop
+
+
+async def test_concurrent_401s_cause_one_refresh(mock_api: aioresponses) -> None:
+    server = TokenServer(mock_api)
+    server.refresh_delay = 0.01
+    token = make_token(access_token="revoked", expires_at=datetime.now(UTC) + timedelta(minutes=19))
+    async with AdultWorkClient(token) as aw:
+        await asyncio.gather(*(aw.credit_history.get_current_credit_balance() for _ in range(20)))
+    assert token.refreshes == 1
+
+
+async def test_the_rotated_refresh_token_is_persisted_before_the_new_access_token_is_used(
+    mock_api: aioresponses,
+) -> None:
+    server = TokenServer(mock_api)
+    persisted: list[str] = []
+
+    async def persist(tokens: TokenSet) -> None:
+        assert server.api_calls == []  # nothing has used the new access token yet
+        await asyncio.sleep(0)
+        persisted.append(tokens.refresh_token)
+
+    async with AdultWorkClient(make_token(on_refresh=persist)) as aw:
+        await aw.credit_history.get_current_credit_balance()
+    assert persisted == ["refresh-token-0002"]
+    assert server.api_calls == ["access-0001"]
+
+
+async def test_a_failed_save_reaches_the_caller_and_is_retried_with_the_new_refresh_token(
+    mock_api: aioresponses,
+) -> None:
+    server = TokenServer(mock_api)
+    attempts: list[str] = []
+
+    def flaky_save(tokens: TokenSet) -> None:
+        attempts.append(tokens.refresh_token)
+        if len(attempts) == 1:
+            raise OSError("database is down")
+
+    async with AdultWorkClient(make_token(on_refresh=flaky_save)) as aw:
+        with pytest.raises(OSError, match="database is down"):
+            await aw.credit_history.get_current_credit_balance()
+        assert server.api_calls == []  # the unsaved token set was not used
+        assert await aw.credit_history.get_current_credit_balance() == Decimal(10)
+    # The second refresh sent the rotated token (the server accepted it), and the save succeeded.
+    assert attempts == ["refresh-token-0002", "refresh-token-0003"]
+
+
+async def test_a_refused_refresh_is_an_authentication_error_with_the_servers_code(
+    mock_api: aioresponses,
+) -> None:
+    server = TokenServer(mock_api)
+    server.refuse_with = CallbackResult(status=401, payload={"error": "refresh_token_has_expired"})
+    async with AdultWorkClient(make_token()) as aw:
+        with pytest.raises(AuthenticationError) as caught:
+            await aw.credit_history.get_current_credit_balance()
+    assert caught.value.error == "refresh_token_has_expired"
+    assert caught.value.status == 401
+    assert "refresh_token_has_expired" in str(caught.value)
+    assert server.api_calls == []
+
+
+async def test_a_token_endpoint_failure_is_typed(mock_api: aioresponses) -> None:
+    server = TokenServer(mock_api)
+    server.refuse_with = CallbackResult(
+        status=500, body=b"<html><title>Oops</title></html>", content_type="text/html"
+    )
+    async with AdultWorkClient(make_token(), max_retries=0) as aw:
+        with pytest.raises(ServerError, match="Oops"):
+            await aw.credit_history.get_current_credit_balance()
+
+
+async def test_a_refresh_is_never_sent_twice_when_its_outcome_is_unknown(
+    mock_api: aioresponses,
+) -> None:
+    # A refresh consumes the refresh token it sends: sending it again could lock the user out.
+    import aiohttp
+
+    mock_api.post(TOKEN_URL, exception=aiohttp.ServerDisconnectedError(), repeat=True)
+    async with AdultWorkClient(make_token()) as aw:
+        with pytest.raises(OutcomeUnknownError):
+            await aw.credit_history.get_current_credit_balance()
+    from yarl import URL
+
+    assert len(mock_api.requests[("POST", URL(TOKEN_URL))]) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"token_type": "bearer", "expires_in": 1200, "refresh_token": "r"},
+        {"access_token": "a", "expires_in": 1200},
+        {"access_token": "a", "refresh_token": "r", "expires_in": -5},
+        {"access_token": 5, "refresh_token": "r", "expires_in": 1200},
+    ],
+)
+async def test_a_malformed_token_response_is_a_decode_error(
+    mock_api: aioresponses, body: dict[str, Any]
+) -> None:
+    from aw_async.errors import DecodeError
+
+    mock_api.post(TOKEN_URL, payload=body)
+    async with AdultWorkClient(make_token()) as aw:
+        with pytest.raises(DecodeError, match="token response"):
+            await aw.credit_history.get_current_credit_balance()
+
+
+async def test_no_secret_in_reprs_errors_or_logs(
+    mock_api: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = TokenServer(mock_api)
+    tokens: list[TokenSet] = []
+    token = make_token(on_refresh=tokens.append)
+    with caplog.at_level(logging.DEBUG, logger="aw_async"):
+        async with AdultWorkClient(token) as aw:
+            await aw.credit_history.get_current_credit_balance()
+            server.refuse_with = CallbackResult(status=401, payload={"error": "invalid_grant"})
+            server.access_tokens.append("moved-on")
+            with pytest.raises(AuthenticationError) as caught:
+                await aw.credit_history.get_current_credit_balance()
+    secrets = [CLIENT_SECRET, FIRST_REFRESH, "refresh-token-0002", "access-0001"]
+    texts = [repr(token), str(token), repr(tokens[0]), str(tokens[0]), str(caught.value), repr(caught.value)]
+    texts += [record.getMessage() for record in caplog.records]
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text, (secret, text)
+    assert repr(StaticToken("s3cret")) == "StaticToken(<redacted>)"
+
+
+def test_naive_expiry_is_read_as_utc() -> None:
+    token = make_token(access_token="a", expires_at=datetime(2030, 1, 1, 12, 0))
+    assert token.expires_at == datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("missing", ["client_id", "client_secret", "refresh_token"])
+def test_credentials_are_required(missing: str) -> None:
+    args = {"client_id": "a", "client_secret": "b", "refresh_token": "c", missing: ""}
+    with pytest.raises(ValueError, match=missing):
+        RefreshingToken(**args)
