@@ -401,3 +401,24 @@ def test_the_client_repr_shows_no_secret() -> None:
     assert TOKEN not in repr(aw)
     assert API_KEY not in repr(aw)
     assert "format='json'" in repr(aw)
+
+
+async def test_an_aiohttp_message_quoting_the_url_is_scrubbed_from_the_chain(mock_api: aioresponses) -> None:
+    url = f"{BALANCE_URL}?apiKey={API_KEY}"
+    # aiohttp's own wording: "Connection timeout to host <the URL, query string and all>".
+    mock_api.get(
+        url, exception=aiohttp.ConnectionTimeoutError(f"Connection timeout to host {url}"), repeat=True
+    )
+    async with AdultWorkClient(TOKEN, api_key=API_KEY, max_retries=1) as aw:
+        with pytest.raises(TransportError) as caught:
+            await aw.credit_history.get_current_credit_balance()
+    chain: list[BaseException] = []
+    error: BaseException | None = caught.value
+    while error is not None:
+        chain.append(error)
+        error = error.__cause__ or error.__context__
+    assert len(chain) >= 2
+    for link in chain:
+        assert API_KEY not in str(link)
+        assert API_KEY not in repr(link)
+    assert "apiKey=***" in str(caught.value)

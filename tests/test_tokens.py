@@ -34,6 +34,7 @@ class TokenServer:
         self.refresh_delay = 0.0
         self.refuse_with: CallbackResult | None = None
         self.deny_everything = False  # the API refuses even a freshly refreshed token
+        self.answer_delay = 0.0  # keeps API calls in flight together
         mocked.post(TOKEN_URL, callback=self.token, repeat=True)
         mocked.get(BALANCE_URL, callback=self.balance, repeat=True)
 
@@ -60,9 +61,11 @@ class TokenServer:
             }
         )
 
-    def balance(self, url: Any, **kwargs: Any) -> CallbackResult:
+    async def balance(self, url: Any, **kwargs: Any) -> CallbackResult:
         token = kwargs["headers"]["Authorization"].removeprefix("bearer ")
         self.api_calls.append(token)
+        if self.answer_delay:
+            await asyncio.sleep(self.answer_delay)
         if self.deny_everything or not self.access_tokens or token != self.access_tokens[-1]:
             return error(401, "Authorization has been denied for this request.")
         return answer(Decimal("10"))
@@ -137,11 +140,13 @@ async def test_a_401_with_a_fresh_token_is_final(mock_api: aioresponses) -> None
 
 async def test_concurrent_401s_cause_one_refresh(mock_api: aioresponses) -> None:
     server = TokenServer(mock_api)
-    server.refresh_delay = 0.01
+    server.answer_delay = 0.01  # all twenty are sent with the revoked token before any 401 returns
     token = make_token(access_token="revoked", expires_at=datetime.now(UTC) + timedelta(minutes=19))
     async with AdultWorkClient(token) as aw:
         await asyncio.gather(*(aw.credit_history.get_current_credit_balance() for _ in range(20)))
+    assert server.api_calls[:20] == ["revoked"] * 20
     assert token.refreshes == 1
+    assert server.api_calls[20:] == ["access-0001"] * 20
 
 
 async def test_the_rotated_refresh_token_is_persisted_before_the_new_access_token_is_used(
