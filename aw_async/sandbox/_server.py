@@ -1,0 +1,316 @@
+"""``SandboxServer``: the API's endpoints over real HTTP on loopback, for tests and first steps.
+
+It routes by the library's own endpoint declarations (case-insensitively, as Web API does), checks
+tokens and scopes, answers in JSON or DataContract XML as ``Accept`` asks (UTF-16 when
+``Accept-Charset`` asks), encodes with the library's own codecs, and writes Web API's ``HttpError``
+bodies. Faults are injected on demand (:mod:`._faults`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+from collections.abc import Iterable
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+from zoneinfo import ZoneInfo
+
+import attrs
+from aiohttp import web
+
+from .._endpoints import ENDPOINTS, GET_CURRENT_CREDIT_BALANCE, MADE_BOOKING_DETAILS, Endpoint
+from ..codecs import JsonCodec, XmlCodec
+from ..models import ErrorBody, MadeBooking
+from ._faults import Fault, Faults
+from ._state import ALL_SCOPES, Refusal, SandboxState, TokenGrant
+
+__all__ = ["SandboxServer", "SeenRequest"]
+
+_CODECS: dict[str, JsonCodec | XmlCodec] = {"json": JsonCodec(), "xml": XmlCodec()}
+_MEDIA_FORMATS = {
+    "application/json": "json",
+    "text/json": "json",
+    "application/xml": "xml",
+    "text/xml": "xml",
+    "*/*": "json",
+    "application/*": "json",
+    "text/*": "json",
+}
+_DENIED = "Authorization has been denied for this request."
+
+
+@attrs.frozen
+class SeenRequest:
+    """A request the sandbox received (for tests that count what reached the server)."""
+
+    method: str
+    path: str
+    query: str
+
+
+def _negotiate(accept: str | None) -> tuple[str, str]:
+    """(format, media type) for an ``Accept`` header: the supported type of highest quality; JSON
+    when nothing supported is asked for, as Web API's default formatter does."""
+    best: tuple[float, int, str] | None = None
+    for position, item in enumerate((accept or "").split(",")):
+        media_type, *params = (part.strip() for part in item.split(";"))
+        media_type = media_type.lower()
+        if media_type not in _MEDIA_FORMATS:
+            continue
+        quality = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0 and (best is None or (quality, -position) > (best[0], -best[1])):
+            best = (quality, position, media_type)
+    if best is None or best[2].endswith("*"):
+        return "json", "application/json"
+    return _MEDIA_FORMATS[best[2]], best[2]
+
+
+def _wants_utf16(accept_charset: str | None) -> bool:
+    first = (accept_charset or "").split(",")[0].split(";")[0].strip().lower()
+    return first in ("utf-16", "utf-16le")
+
+
+class SandboxServer:
+    """An emulator of the AdultWork API on a loopback port.
+
+    >>> async with SandboxServer() as sandbox:                               # doctest: +SKIP
+    ...     sandbox.add_token("t", user_id=1)
+    ...     async with AdultWorkClient("t", base_url=sandbox.url) as aw: ...
+
+    It starts empty; seed it with :meth:`add_token`, :meth:`set_balance` and :meth:`add_booking`.
+
+    Attributes:
+        url: the base URL to pass as ``base_url`` (set once started).
+        faults: faults to inject (:class:`~aw_async.sandbox.Faults`).
+        requests: every request received, in order.
+    """
+
+    def __init__(
+        self, *, host: str = "127.0.0.1", port: int = 0, server_timezone: str = "Europe/London"
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.state = SandboxState(ZoneInfo(server_timezone))
+        self.faults = Faults()
+        self.requests: list[SeenRequest] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    # --- seeding and inspecting -------------------------------------------------------------------
+
+    def add_token(
+        self,
+        token: str,
+        *,
+        user_id: int,
+        scopes: Iterable[str] = ALL_SCOPES,
+        group_members: Iterable[int] = (),
+    ) -> None:
+        """Accept ``token`` as ``user_id``'s, with ``scopes``, managing ``group_members``."""
+        self.state.add_token(token, user_id=user_id, scopes=scopes, group_members=group_members)
+
+    def set_balance(self, user_id: int, credits: Decimal) -> None:
+        """Set a user's credit balance."""
+        self.state.balances[user_id] = Decimal(credits)
+
+    def get_balance(self, user_id: int) -> Decimal:
+        """A user's credit balance (0 if never set)."""
+        return self.state.balances.get(user_id, Decimal(0))
+
+    def add_booking(self, booking: MadeBooking, *, client_user_id: int) -> None:
+        """Store a booking made by ``client_user_id``."""
+        self.state.add_booking(booking, client_user_id=client_user_id)
+
+    def get_booking(self, booking_id: int) -> MadeBooking | None:
+        """A stored booking, or None."""
+        return self.state.bookings.get(booking_id)
+
+    def rescheduled(self, booking_id: int) -> list[int]:
+        """The ids of the bookings ``booking_id`` was rescheduled into, oldest first."""
+        return list(self.state.rescheduled.get(booking_id, ()))
+
+    # --- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start serving; :attr:`url` is set when this returns."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.port = port
+        self.url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    async def close(self) -> None:
+        """Stop serving and close every connection."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # --- handling ---------------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(SeenRequest(request.method, request.path, request.query_string))
+        if self.faults.latency:
+            await asyncio.sleep(self.faults.latency)
+        fault = self.faults.take(request.method, request.path)
+        if (
+            fault is not None
+            and fault.when == "before"
+            and fault.kind in ("rate_limit", "server_error", "reset")
+        ):
+            return await self._fail(request, fault)
+        if fault is not None and fault.kind == "delay" and fault.when == "before":
+            await asyncio.sleep(fault.seconds)
+        status, value = self._answer(request, await request.read())
+        body, content_type = self._encode(request, value)
+        if fault is not None:
+            if fault.kind in ("rate_limit", "server_error", "reset"):
+                return await self._fail(request, fault)  # processed, then the answer is lost
+            if fault.kind == "delay" and fault.when == "after":
+                await asyncio.sleep(fault.seconds)
+            if fault.kind in ("truncate", "slow_body"):
+                return await self._partial(request, status, body, content_type, fault)
+        return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+    def _answer(self, request: web.Request, body: bytes) -> tuple[int, object]:
+        try:
+            endpoint = self._route(request)
+            grant = self._authorize(request, endpoint)
+            return 200, self._operate(request, body, endpoint, grant)
+        except Refusal as refusal:
+            return refusal.status, ErrorBody(message=refusal.message, model_state=refusal.model_state)
+
+    def _route(self, request: web.Request) -> Endpoint[Any]:
+        path = request.path.lower()  # Web API's routing is case-insensitive (API.md)
+        known = False
+        for endpoint in ENDPOINTS:
+            if path in (endpoint.path.lower(), (endpoint.group_path or "").lower()):
+                known = True
+                if endpoint.method == request.method:
+                    return endpoint
+        if known:
+            raise Refusal(405, f"The requested resource does not support http method '{request.method}'.")
+        raise Refusal(404, f"No HTTP resource was found that matches the request URI '{request.url}'.")
+
+    def _authorize(self, request: web.Request, endpoint: Endpoint[Any]) -> TokenGrant:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        grant = self.state.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if grant is None:
+            raise Refusal(401, _DENIED)
+        if endpoint.scope not in grant.scopes:
+            raise Refusal(403, _DENIED)
+        return grant
+
+    def _operate(
+        self, request: web.Request, body: bytes, endpoint: Endpoint[Any], grant: TokenGrant
+    ) -> object:
+        if endpoint is GET_CURRENT_CREDIT_BALANCE:
+            return self.state.balances.get(grant.user_id, Decimal(0))
+        if endpoint is MADE_BOOKING_DETAILS:
+            user_id = grant.user_id
+            if request.path.lower() == (endpoint.group_path or "").lower():
+                user_id = _int_parameter(request.query.get("UserID"), "UserID")
+                if user_id not in grant.group_members:
+                    raise Refusal(403, f"You do not manage a group member with UserID {user_id}.")
+            return self.state.booking_of(user_id, _int_parameter(request.query.get("BookingID"), "BookingID"))
+        return self.state.reschedule(grant.user_id, _booking_id_from_json(body))
+
+    def _encode(self, request: web.Request, value: object) -> tuple[bytes, str]:
+        format, media_type = _negotiate(request.headers.get("Accept"))
+        body = _CODECS[format].encode(value)
+        if _wants_utf16(request.headers.get("Accept-Charset")):
+            # What .NET writes when asked for UTF-16: little-endian, with a BOM (WIRE.md).
+            return b"\xff\xfe" + body.decode("utf-8").encode("utf-16-le"), f"{media_type}; charset=utf-16"
+        return body, f"{media_type}; charset=utf-8"
+
+    async def _fail(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+        if fault.kind == "reset":
+            transport = request.transport
+            if transport is not None:
+                sock = transport.get_extra_info("socket")
+                if sock is not None:  # SO_LINGER 0: close with a RST, as a crashed peer does
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                transport.abort()
+            return web.Response(status=500)  # never reaches the client
+        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+        if fault.kind == "rate_limit":
+            body, content_type = self._encode(request, ErrorBody(message="Too many requests."))
+            return web.Response(status=429, body=body, headers={"Content-Type": content_type, **headers})
+        reason = {
+            500: "Internal Server Error",
+            502: "Bad Gateway",
+            503: "Service Unavailable",
+            504: "Gateway Timeout",
+        }.get(fault.status, "Error")
+        page = (
+            f"<html><head><title>{fault.status} {reason}</title></head><body><h1>{reason}</h1></body></html>"
+        )
+        return web.Response(
+            status=fault.status,
+            text=page,
+            content_type="text/html",
+            headers=headers if fault.status in (429, 503) else {},
+        )
+
+    async def _partial(
+        self, request: web.Request, status: int, body: bytes, content_type: str, fault: Fault
+    ) -> web.StreamResponse:
+        response = web.StreamResponse(status=status, headers={"Content-Type": content_type})
+        response.content_length = len(body)
+        await response.prepare(request)
+        half = len(body) // 2
+        await response.write(body[:half])
+        if fault.kind == "truncate":  # the connection drops with half the promised bytes sent
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        await asyncio.sleep(fault.seconds)
+        await response.write(body[half:])
+        await response.write_eof()
+        return response
+
+
+def _int_parameter(value: str | None, name: str) -> int:
+    if value is None:
+        raise Refusal(400, "The request is invalid.", {name: [f"The {name} field is required."]})
+    try:
+        return int(value)
+    except ValueError:
+        raise Refusal(
+            400, "The request is invalid.", {name: [f"The value '{value}' is not valid for {name}."]}
+        ) from None
+
+
+def _booking_id_from_json(body: bytes) -> int:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    booking_id = document.get("BookingID") if isinstance(document, dict) else None
+    if type(booking_id) is not int:
+        raise Refusal(
+            400, "The request is invalid.", {"request.BookingID": ["The BookingID field is required."]}
+        )
+    return booking_id
