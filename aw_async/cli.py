@@ -1,23 +1,207 @@
-"""The ``aw-async`` command line."""
+"""The ``aw-async`` command line (also ``python -m aw_async``).
+
+Commands: ``demo``, ``sandbox``, ``booking ID``, ``balance``, ``reschedule ID...``. Each takes
+``--format json|xml`` and ``--base-url``; the token comes from ``--token`` or ``AW_ACCESS_TOKEN``.
+
+Exit codes: 0 when everything was done, 1 when something failed (an API error, a booking of a batch),
+2 for a usage error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
+import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
 
+from ._batch import RescheduleOutcome
+from ._cli_demo import run_demo
+from ._cli_format import booking_line, error_line, outcome_line, summary_line, to_json
+from ._client import SANDBOX_URL, AdultWorkClient, Format
 from ._version import __version__
+from .errors import AdultWorkError
+from .sandbox import SandboxServer, seed_demo
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``aw-async``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--format", choices=["json", "xml"], help="the body format to ask for (default json)")
+    common.add_argument("--base-url", default=SANDBOX_URL, help=f"the API's root URL (default {SANDBOX_URL})")
+    common.add_argument("--token", help="the access token (default: the AW_ACCESS_TOKEN variable)")
+    common.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds per try of a request (default 30)"
+    )
+
     parser = argparse.ArgumentParser(
-        prog="aw-async", description="An asyncio client for the AdultWork.com REST API."
+        prog="aw-async",
+        description="An asyncio client for the AdultWork.com REST API: PhoneChat reschedules.",
+        epilog="Exit codes: 0 all done, 1 something failed, 2 usage error.",
     )
     parser.add_argument("--version", action="version", version=f"aw-async {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser(
+        "demo", parents=[common], help="walk the whole job against an in-process sandbox (JSON, then XML)"
+    )
+    sandbox = commands.add_parser(
+        "sandbox", parents=[common], help="serve a sandbox with sample data until Ctrl-C"
+    )
+    sandbox.add_argument(
+        "--port", type=int, default=8080, help="the port to listen on (default 8080; 0: any free one)"
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+
+    booking = commands.add_parser("booking", parents=[common], help="show a booking you made")
+    booking.add_argument("booking_id", type=int, metavar="ID")
+    booking.add_argument(
+        "--as-user", type=int, metavar="USER_ID", help="as a group manager, a member's booking"
+    )
+    booking.add_argument("--json", action="store_true", help="print JSON")
+
+    balance = commands.add_parser("balance", parents=[common], help="show your credit balance")
+    balance.add_argument("--json", action="store_true", help="print JSON")
+
+    reschedule = commands.add_parser(
+        "reschedule", parents=[common], help="reschedule bookings whose session passed"
+    )
+    reschedule.add_argument("booking_ids", type=int, nargs="*", metavar="ID")
+    reschedule.add_argument(
+        "--from-file", type=Path, metavar="F", help="more ids, one per line ('-' for stdin)"
+    )
+    reschedule.add_argument(
+        "--concurrency", type=int, default=8, help="bookings in flight at once (default 8)"
+    )
+    reschedule.add_argument(
+        "--no-check", action="store_true", help="skip the prerequisite checks (POST only)"
+    )
+    reschedule.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``aw-async`` with ``argv`` (default: the process's arguments); return the exit code."""
-    build_parser().parse_args(argv)
-    return 0
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            formats = [Format(args.format)] if args.format else [Format.JSON, Format.XML]
+            return asyncio.run(run_demo(formats, print))
+        if args.command == "sandbox":
+            try:
+                return asyncio.run(_serve_sandbox(args.host, args.port))
+            except KeyboardInterrupt:  # the way to stop it
+                print("sandbox stopped")
+                return EXIT_OK
+        token = args.token or os.environ.get("AW_ACCESS_TOKEN")
+        if not token:
+            parser.error("an access token is needed: pass --token or set AW_ACCESS_TOKEN")
+        if args.command == "reschedule":
+            ids = list(args.booking_ids) + (_read_ids(args.from_file, parser) if args.from_file else [])
+            args.ids = ids
+            if not ids:
+                parser.error("reschedule needs booking ids (arguments or --from-file)")
+            if args.concurrency < 1:
+                parser.error("--concurrency must be at least 1")
+        return asyncio.run(_call(args, token))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _read_ids(path: Path, parser: argparse.ArgumentParser) -> list[int]:
+    text = sys.stdin.read() if str(path) == "-" else path.read_text() if path.is_file() else None
+    if text is None:
+        parser.error(f"--from-file: no such file {path}")
+    ids = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        if not line.isdigit():
+            parser.error(f"--from-file {path}, line {number}: {line!r} is not a booking id")
+        ids.append(int(line))
+    return ids
+
+
+async def _call(args: argparse.Namespace, token: str) -> int:
+    try:
+        async with AdultWorkClient(
+            token, base_url=args.base_url, format=args.format or "json", timeout=args.timeout
+        ) as aw:
+            if args.command == "booking":
+                booking = await aw.phonechat.made_booking_details(args.booking_id, as_user=args.as_user)
+                print(to_json(booking) if args.json else booking_line(booking))
+                return EXIT_OK
+            if args.command == "balance":
+                credits = await aw.credit_history.get_current_credit_balance()
+                print(to_json({"balance": credits}) if args.json else f"{credits} credits")
+                return EXIT_OK
+            return await _reschedule(aw, args)
+    except AdultWorkError as exc:
+        print(f"error: {error_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except ValueError as exc:  # a bad --base-url or the like
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+async def _reschedule(aw: AdultWorkClient, args: argparse.Namespace) -> int:
+    ids: list[int] = args.ids
+    total = len(dict.fromkeys(ids))
+    progress = _Progress(sys.stderr, total) if sys.stderr.isatty() else None
+    outcomes = await aw.phonechat.reschedule_made_bookings(
+        ids,
+        concurrency=args.concurrency,
+        check_preconditions=not args.no_check,
+        on_progress=progress.update if progress else None,
+    )
+    if progress:
+        progress.finish()
+    if args.json:
+        print(to_json(outcomes))
+    else:
+        for outcome in outcomes:
+            print(outcome_line(outcome))
+        print(summary_line(outcomes))
+    return EXIT_OK if all(outcome.ok for outcome in outcomes) else EXIT_FAILED
+
+
+class _Progress:
+    """One line on a terminal, rewritten as outcomes arrive."""
+
+    def __init__(self, stream: TextIO, total: int) -> None:
+        self.stream, self.total, self.done, self.failed = stream, total, 0, 0
+
+    def update(self, outcome: RescheduleOutcome) -> None:
+        self.done += 1
+        self.failed += not outcome.ok
+        self.stream.write(f"\r{self.done}/{self.total} done, {self.failed} failed")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+async def _serve_sandbox(host: str, port: int) -> int:
+    async with SandboxServer(host=host, port=port) as sandbox:
+        demo = seed_demo(sandbox)
+        passed = " ".join(map(str, demo.passed))
+        print(f"Sandbox serving on {sandbox.url} (Ctrl-C to stop)", flush=True)
+        print(f"  token     {demo.token}  (user {demo.user_id}, {demo.balance} credits)")
+        print(f"  bookings  {passed} can be rescheduled; {demo.upcoming} is still to come;")
+        print(f"            {demo.expensive} costs more than the balance")
+        print("Try:")
+        print(f"  export AW_ACCESS_TOKEN={demo.token}")
+        print(f"  aw-async balance --base-url {sandbox.url}")
+        print(f"  aw-async reschedule {passed} {demo.upcoming} --base-url {sandbox.url}", flush=True)
+        await asyncio.Event().wait()  # until Ctrl-C
+    return EXIT_OK

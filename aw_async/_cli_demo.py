@@ -1,0 +1,47 @@
+"""``aw-async demo``: the whole job against an in-process sandbox, in JSON and then in XML."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ._cli_format import booking_line, error_line, summary_line
+from ._client import AdultWorkClient, Format
+from .errors import PreconditionError
+from .sandbox import SandboxServer, seed_demo
+
+__all__ = ["run_demo"]
+
+
+async def run_demo(formats: list[Format], say: Callable[[str], None]) -> int:
+    """Walk the job once per format; 0 when every step behaved as documented."""
+    for format in formats:
+        async with SandboxServer() as sandbox:
+            demo = seed_demo(sandbox)
+            say(f"\n== {format.value.upper()} == sandbox at {sandbox.url}, user {demo.user_id}")
+            async with AdultWorkClient(demo.token, base_url=sandbox.url, format=format) as aw:
+                first = demo.passed[0]
+                say(f"1. details   {booking_line(await aw.phonechat.made_booking_details(first))}")
+                member, member_booking = demo.member_booking
+                booking = await aw.phonechat.made_booking_details(member_booking, as_user=member)
+                say(f"   as group manager of {member}: {booking_line(booking)}")
+                say(f"2. balance   {await aw.credit_history.get_current_credit_balance()} credits")
+                for refused in (demo.upcoming, demo.expensive):
+                    try:
+                        await aw.phonechat.reschedule_made_booking(refused)
+                    except PreconditionError as exc:
+                        say(f"3. refused   {error_line(exc)}; no POST was sent")
+                    else:
+                        say(f"3. UNEXPECTED: booking {refused} was rescheduled")
+                        return 1
+                new = await aw.phonechat.reschedule_made_booking(first)
+                say(f"4. done      {first} became {booking_line(new)}")
+                batch = list(demo.passed[1:])
+                outcomes = await aw.phonechat.reschedule_made_bookings(batch, concurrency=2)
+                say(f"5. batch     {' '.join(map(str, batch))}: {summary_line(outcomes)}")
+                balance = await aw.credit_history.get_current_credit_balance()
+                agrees = sandbox.get_balance(demo.user_id)
+                say(f"   balance   {balance} credits left (the sandbox agrees: {agrees})")
+                if not all(outcome.ok for outcome in outcomes):
+                    return 1
+    say("\nEverything behaved as documented.")
+    return 0
