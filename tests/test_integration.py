@@ -1,0 +1,137 @@
+"""The client against the sandbox over real sockets, in both formats."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from aw_async import AdultWorkClient, BookingStatus
+from aw_async.errors import (
+    ApiError,
+    AuthenticationError,
+    InsufficientCreditsError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermissionDeniedError,
+    ServerError,
+    SessionNotPassedError,
+)
+from aw_async.sandbox import SandboxServer
+from aw_async.sandbox.pytest_plugin import SANDBOX_USER_ID
+
+from .scripted import past_booking
+
+TOKEN = "integration-token"
+USER = 42
+
+pytestmark = pytest.mark.parametrize("format", ["json", "xml"])
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[SandboxServer]:
+    async with SandboxServer() as server:
+        server.add_token(TOKEN, user_id=USER)
+        server.set_balance(USER, Decimal("20.00"))
+        server.add_booking(past_booking(1, credits="8.50"), client_user_id=USER)
+        server.add_booking(past_booking(2, credits="30"), client_user_id=USER)
+        server.add_booking(
+            past_booking(3, session_date=datetime.now(UTC) + timedelta(minutes=30)), client_user_id=USER
+        )
+        yield server
+
+
+async def test_the_full_reschedule_flow(sandbox: SandboxServer, format: str) -> None:
+    async with AdultWorkClient(TOKEN, base_url=sandbox.url, format=format) as aw:
+        assert await aw.phonechat.made_booking_details(1) == sandbox.get_booking(1)
+        assert await aw.credit_history.get_current_credit_balance() == Decimal("20.00")
+        new = await aw.phonechat.reschedule_made_booking(1)
+        assert new.status is BookingStatus.PENDING
+        assert await aw.phonechat.made_booking_details(new.booking_id) == new
+        assert await aw.credit_history.get_current_credit_balance() == Decimal("11.50")
+    assert sandbox.rescheduled(1) == [new.booking_id]
+    posts = [r for r in sandbox.requests if r.method == "POST"]
+    assert len(posts) == 1
+
+
+async def test_refusals_send_no_post(sandbox: SandboxServer, format: str) -> None:
+    async with AdultWorkClient(TOKEN, base_url=sandbox.url, format=format) as aw:
+        with pytest.raises(InsufficientCreditsError):
+            await aw.phonechat.reschedule_made_booking(2)
+        with pytest.raises(SessionNotPassedError):
+            await aw.phonechat.reschedule_made_booking(3)
+        with pytest.raises(NotFoundError):
+            await aw.phonechat.reschedule_made_booking(99)
+    assert [r for r in sandbox.requests if r.method == "POST"] == []
+    assert sandbox.get_balance(USER) == Decimal("20.00")
+
+
+async def test_the_servers_own_refusals_carry_its_error_body(sandbox: SandboxServer, format: str) -> None:
+    async with AdultWorkClient(TOKEN, base_url=sandbox.url, format=format) as aw:
+        with pytest.raises(ApiError) as caught:
+            await aw.phonechat.reschedule_made_booking(2, check_preconditions=False)
+    assert caught.value.status == 400
+    assert caught.value.body is not None
+    assert caught.value.body.model_state == {
+        "request.BookingID": ["Insufficient credits: 30 needed, 20.00 available."]
+    }
+    assert "Insufficient credits" in str(caught.value)
+
+
+async def test_tokens_and_scopes(sandbox: SandboxServer, format: str) -> None:
+    sandbox.add_token("no-credits-scope", user_id=USER, scopes=["account_phonechat_bookings"])
+    async with AdultWorkClient("wrong", base_url=sandbox.url, format=format) as aw:
+        with pytest.raises(AuthenticationError, match="Authorization has been denied"):
+            await aw.credit_history.get_current_credit_balance()
+    async with AdultWorkClient("no-credits-scope", base_url=sandbox.url, format=format) as aw:
+        with pytest.raises(PermissionDeniedError, match="account_credits_history"):
+            await aw.phonechat.reschedule_made_booking(1)
+    assert [r for r in sandbox.requests if r.method == "POST"] == []
+
+
+async def test_a_5xx_html_page_and_a_lost_answer(sandbox: SandboxServer, format: str) -> None:
+    sandbox.faults.add("server_error", status=502, method="POST")
+    sandbox.faults.add("reset", method="POST", when="after")
+    async with AdultWorkClient(TOKEN, base_url=sandbox.url, format=format) as aw:
+        with pytest.raises(ServerError, match="502 Bad Gateway"):
+            await aw.phonechat.reschedule_made_booking(1)
+        with pytest.raises(OutcomeUnknownError):
+            await aw.phonechat.reschedule_made_booking(1)
+    assert len([r for r in sandbox.requests if r.method == "POST"]) == 2  # one each, never re-sent
+    assert len(sandbox.rescheduled(1)) == 1  # the second one did happen: hence "outcome unknown"
+
+
+async def test_a_batch_of_a_thousand_at_concurrency_fifty(format: str) -> None:
+    async with SandboxServer() as sandbox:
+        sandbox.add_token(TOKEN, user_id=USER)
+        for booking_id in range(1, 1001):
+            sandbox.add_booking(past_booking(booking_id, credits="1.25"), client_user_id=USER)
+        # Enough for 990 of them: the last ten must be refused locally, with no POST.
+        sandbox.set_balance(USER, Decimal("1237.50"))
+        async with AdultWorkClient(TOKEN, base_url=sandbox.url, format=format) as aw:
+            outcomes = await aw.phonechat.reschedule_made_bookings(range(1, 1001), concurrency=50)
+        assert [o.booking_id for o in outcomes] == list(range(1, 1001))
+        done = [o for o in outcomes if o.ok]
+        refused = [o for o in outcomes if not o.ok]
+        assert len(done) == 990
+        assert all(isinstance(o.error, InsufficientCreditsError) for o in refused)
+        assert sandbox.get_balance(USER) == Decimal("0.00")
+        assert all(len(sandbox.rescheduled(o.booking_id)) == 1 for o in done)
+        assert all(sandbox.rescheduled(o.booking_id) == [] for o in refused)
+        assert {o.booking.booking_id for o in done if o.booking} == {
+            sandbox.rescheduled(o.booking_id)[0] for o in done
+        }
+        assert len(sandbox.requests) <= 2 * 1000 + 1
+        assert len([r for r in sandbox.requests if r.method == "POST"]) == 990
+
+
+async def test_the_pytest_plugin_fixtures(
+    aw_sandbox: SandboxServer, aw_client: AdultWorkClient, format: str
+) -> None:
+    aw_sandbox.set_balance(SANDBOX_USER_ID, Decimal(10))
+    aw_sandbox.add_booking(past_booking(5, credits="4"), client_user_id=SANDBOX_USER_ID)
+    new = await aw_client.phonechat.reschedule_made_booking(5)
+    assert aw_sandbox.get_booking(new.booking_id) == new
+    assert aw_sandbox.get_balance(SANDBOX_USER_ID) == Decimal(6)
