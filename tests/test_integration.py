@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import attrs
 import pytest
 
 from aw_async import AdultWorkClient, BookingStatus
@@ -135,3 +136,35 @@ async def test_the_pytest_plugin_fixtures(
     new = await aw_client.phonechat.reschedule_made_booking(5)
     assert aw_sandbox.get_booking(new.booking_id) == new
     assert aw_sandbox.get_balance(SANDBOX_USER_ID) == Decimal(6)
+
+
+async def test_a_refreshing_token_against_the_sandboxs_token_endpoint(format: str) -> None:
+    from aw_async import RefreshingToken, TokenSet
+
+    async with SandboxServer() as sandbox:
+        sandbox.add_refresh_token(
+            "first-refresh", client_id="bot", client_secret="s3cret", user_id=USER, expires_in=600
+        )
+        sandbox.set_balance(USER, Decimal(5))
+        saved: list[TokenSet] = []
+        token = RefreshingToken(
+            "bot", "s3cret", "first-refresh", on_refresh=saved.append, token_url=sandbox.token_url
+        )
+        async with AdultWorkClient(token, base_url=sandbox.url, format=format) as aw:
+            assert await aw.credit_history.get_current_credit_balance() == Decimal(5)
+            # The server expires the access token early: the next call gets a 401, refreshes with the
+            # rotated refresh token, and goes through.
+            for grant in list(sandbox.state.tokens):
+                sandbox.state.tokens[grant] = attrs.evolve(
+                    sandbox.state.tokens[grant], expires_at=datetime.now(UTC)
+                )
+            assert await aw.credit_history.get_current_credit_balance() == Decimal(5)
+        assert len(saved) == 2
+        assert saved[0].refresh_token != saved[1].refresh_token
+        assert list(sandbox.state.refresh_tokens) == [saved[1].refresh_token]  # the old ones are revoked
+        # A refresh token that was already used is refused, as the real server does.
+        stale = RefreshingToken("bot", "s3cret", "first-refresh", token_url=sandbox.token_url)
+        async with AdultWorkClient(stale, base_url=sandbox.url, format=format) as aw:
+            with pytest.raises(AuthenticationError) as caught:
+                await aw.credit_history.get_current_credit_balance()
+        assert caught.value.error == "refresh_token_has_expired"

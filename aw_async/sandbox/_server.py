@@ -25,7 +25,7 @@ from .._endpoints import ENDPOINTS, GET_CURRENT_CREDIT_BALANCE, MADE_BOOKING_DET
 from ..codecs import JsonCodec, XmlCodec
 from ..models import ErrorBody, MadeBooking
 from ._faults import Fault, Faults
-from ._state import ALL_SCOPES, Refusal, SandboxState, TokenGrant
+from ._state import ALL_SCOPES, RefreshGrant, Refusal, SandboxState, TokenGrant
 
 __all__ = ["SandboxServer", "SeenRequest"]
 
@@ -119,6 +119,28 @@ class SandboxServer:
         """Accept ``token`` as ``user_id``'s, with ``scopes``, managing ``group_members``."""
         self.state.add_token(token, user_id=user_id, scopes=scopes, group_members=group_members)
 
+    def add_refresh_token(
+        self,
+        refresh_token: str,
+        *,
+        client_id: str,
+        client_secret: str,
+        user_id: int,
+        scopes: Iterable[str] = ALL_SCOPES,
+        group_members: Iterable[int] = (),
+        expires_in: int = 1200,
+    ) -> None:
+        """Accept ``refresh_token`` at :attr:`token_url` from the application ``client_id``. Each
+        refresh revokes it and gives a new one, and an access token that lives ``expires_in``
+        seconds (API.md: 20 minutes)."""
+        grant = TokenGrant(user_id, frozenset(scopes), frozenset(group_members))
+        self.state.refresh_tokens[refresh_token] = RefreshGrant(client_id, client_secret, grant, expires_in)
+
+    @property
+    def token_url(self) -> str:
+        """The sandbox's OAuth token endpoint, for :class:`~aw_async.RefreshingToken`."""
+        return f"{self.url}/OAuth/token"
+
     def set_balance(self, user_id: int, credits: Decimal) -> None:
         """Set a user's credit balance."""
         self.state.balances[user_id] = Decimal(credits)
@@ -183,6 +205,8 @@ class SandboxServer:
             return await self._fail(request, fault)
         if fault is not None and fault.kind == "delay" and fault.when == "before":
             await asyncio.sleep(fault.seconds)
+        if request.path.lower() == "/oauth/token" and request.method == "POST":
+            return await self._token(request)
         status, value = self._answer(request, await request.read())
         body, content_type = self._encode(request, value)
         if fault is not None:
@@ -202,6 +226,13 @@ class SandboxServer:
         except Refusal as refusal:
             return refusal.status, ErrorBody(message=refusal.message, model_state=refusal.model_state)
 
+    async def _token(self, request: web.Request) -> web.Response:
+        form = {key: str(value) for key, value in (await request.post()).items()}
+        try:
+            return web.json_response(self.state.refresh(form))
+        except Refusal as refusal:
+            return web.json_response({"error": refusal.message}, status=refusal.status)
+
     def _route(self, request: web.Request) -> Endpoint[Any]:
         path = request.path.lower()  # Web API's routing is case-insensitive (API.md)
         known = False
@@ -216,7 +247,7 @@ class SandboxServer:
 
     def _authorize(self, request: web.Request, endpoint: Endpoint[Any]) -> TokenGrant:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        grant = self.state.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        grant = self.state.grant_for(token.strip()) if scheme.lower() == "bearer" else None
         if grant is None:
             raise Refusal(401, _DENIED)
         if endpoint.scope not in grant.scopes:

@@ -7,8 +7,9 @@ Everything here is synchronous and in memory, so a reschedule (check, spend, cre
 from __future__ import annotations
 
 import random
+import secrets
 from collections.abc import Iterable
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import Decimal
 
 import attrs
@@ -16,7 +17,7 @@ import attrs
 from .._endpoints import ENDPOINTS
 from ..models import BookingStatus, MadeBooking
 
-__all__ = ["ALL_SCOPES", "Refusal", "SandboxState", "TokenGrant"]
+__all__ = ["ALL_SCOPES", "RefreshGrant", "Refusal", "SandboxState", "TokenGrant"]
 
 #: Every scope the sandbox's endpoints need.
 ALL_SCOPES: frozenset[str] = frozenset(endpoint.scope for endpoint in ENDPOINTS)
@@ -24,11 +25,22 @@ ALL_SCOPES: frozenset[str] = frozenset(endpoint.scope for endpoint in ENDPOINTS)
 
 @attrs.frozen
 class TokenGrant:
-    """What an access token lets its bearer do."""
+    """What an access token lets its bearer do, and until when."""
 
     user_id: int
     scopes: frozenset[str]
     group_members: frozenset[int]
+    expires_at: datetime | None = None
+
+
+@attrs.frozen
+class RefreshGrant:
+    """A refresh token: which application may use it, and what the tokens it gives may do."""
+
+    client_id: str
+    client_secret: str
+    grant: TokenGrant
+    expires_in: int
 
 
 class Refusal(Exception):
@@ -51,6 +63,7 @@ class SandboxState:
         self.bookings: dict[int, MadeBooking] = {}
         self.owners: dict[int, int] = {}  # booking id -> the user who made it
         self.rescheduled: dict[int, list[int]] = {}  # booking id -> the bookings it became
+        self.refresh_tokens: dict[str, RefreshGrant] = {}
         self._rng = rng or random.Random()
 
     def add_token(
@@ -62,6 +75,35 @@ class SandboxState:
         group_members: Iterable[int] = (),
     ) -> None:
         self.tokens[token] = TokenGrant(user_id, frozenset(scopes), frozenset(group_members))
+
+    def grant_for(self, token: str) -> TokenGrant | None:
+        """The grant of a live access token; None for an unknown or expired one."""
+        grant = self.tokens.get(token)
+        if grant is None or (grant.expires_at is not None and grant.expires_at <= datetime.now(UTC)):
+            return None
+        return grant
+
+    def refresh(self, form: dict[str, str]) -> dict[str, object]:
+        """The OAuth refresh grant (API.md, "Access tokens"): a new access token and a new refresh
+        token, the old refresh token revoked."""
+        if form.get("grant_type") != "refresh_token":
+            raise Refusal(400, "unsupported_grant_type")
+        grant = self.refresh_tokens.get(form.get("refresh_token", ""))
+        if grant is None:
+            raise Refusal(401, "refresh_token_has_expired")
+        if (form.get("client_id"), form.get("client_secret")) != (grant.client_id, grant.client_secret):
+            raise Refusal(401, "invalid_client")
+        del self.refresh_tokens[form["refresh_token"]]
+        access_token, refresh_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        expires_at = datetime.now(UTC) + timedelta(seconds=grant.expires_in)
+        self.tokens[access_token] = attrs.evolve(grant.grant, expires_at=expires_at)
+        self.refresh_tokens[refresh_token] = grant
+        return {
+            "access_token": access_token,
+            "token_type": "bearer",
+            "expires_in": grant.expires_in,
+            "refresh_token": refresh_token,
+        }
 
     def add_booking(self, booking: MadeBooking, *, client_user_id: int) -> None:
         self.bookings[booking.booking_id] = booking
