@@ -1,0 +1,111 @@
+"""The README's examples, run against the sandbox: documentation that cannot rot."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from aw_async.sandbox import DemoData, SandboxServer, seed_demo
+
+from .scripted import past_booking
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def example(name: str) -> dict[str, Any]:
+    """Run the README's ``<!-- example: name -->`` code block and return what it defined."""
+    text = README.read_text()
+    match = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", text, re.DOTALL)
+    assert match, f"README has no example {name!r}"
+    namespace: dict[str, Any] = {"__name__": f"readme_{name}"}
+    exec(compile(match.group(1), f"README.md:{name}", "exec"), namespace)
+    return namespace
+
+
+def test_the_two_commands_are_at_the_very_top() -> None:
+    head = README.read_text().split("\n## ")[0]
+    assert "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/aw-async demo" in head
+    assert "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest" in head
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[tuple[SandboxServer, DemoData]]:
+    async with SandboxServer() as server:
+        yield server, seed_demo(server)
+
+
+async def test_the_web_backend_example(sandbox: tuple[SandboxServer, DemoData]) -> None:
+    server, demo = sandbox
+    app = example("web")["make_app"](demo.token, base_url=server.url)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        async with aiohttp.ClientSession(f"http://{host}:{port}") as http:
+            async with http.post(f"/bookings/{demo.passed[0]}/reschedule") as response:
+                assert response.status == 200
+                assert (await response.json())["booking_id"] in server.rescheduled(demo.passed[0])
+            async with http.post(f"/bookings/{demo.upcoming}/reschedule") as response:
+                assert response.status == 409
+                assert "has not passed" in await response.text()
+            async with http.post("/bookings/999/reschedule") as response:
+                assert response.status == 404
+            server.faults.add("reset", method="POST", when="after")
+            async with http.post(f"/bookings/{demo.passed[1]}/reschedule") as response:
+                assert response.status == 504
+    finally:
+        await runner.cleanup()
+
+
+async def test_the_batch_example(
+    sandbox: tuple[SandboxServer, DemoData], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, demo = sandbox
+    server.add_token("second-account", user_id=3003)
+    server.set_balance(3003, Decimal(100))
+    for booking_id in (501, 502, 503):
+        server.add_booking(past_booking(booking_id, credits="10"), client_user_id=3003)
+    run = example("batch")["reschedule_everything"]
+    code = await run(
+        {demo.token: [*demo.passed, demo.upcoming], "second-account": [501, 502, 503]}, base_url=server.url
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "8 rescheduled, 1 failed" in out
+    assert f"{demo.upcoming}: booking {demo.upcoming} cannot be rescheduled yet" in out
+
+
+async def test_the_chat_bot_example(
+    sandbox: tuple[SandboxServer, DemoData], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, demo = sandbox
+    monkeypatch.chdir(tmp_path)
+    server.add_refresh_token("initial", client_id="my-bot", client_secret="bot-secret", user_id=demo.user_id)
+    (tmp_path / "adultwork-tokens.json").write_text('{"refresh_token": "initial"}')
+    bot = example("bot")
+    async with bot["make_client"](
+        "my-bot", "bot-secret", base_url=server.url, token_url=server.token_url
+    ) as aw:
+        assert await bot["on_message"](aw, "/balance") == "You have 50.00 credits."
+        answer = await bot["on_message"](aw, f"/reschedule {demo.passed[0]}")
+        assert answer.startswith("Done: booking ")
+        assert (await bot["on_message"](aw, f"/reschedule {demo.upcoming}")).startswith("Not now: booking")
+        assert await bot["on_message"](aw, "hello") == "Try /balance or /reschedule <booking id>."
+    stored = (tmp_path / "adultwork-tokens.json").read_text()
+    assert "initial" not in stored  # the rotated refresh token was persisted
+    assert list(server.state.refresh_tokens) == [stored.split('"')[3]]
+
+
+async def test_the_sandbox_example() -> None:
+    booking = past_booking(77, credits="4.50", session_date=datetime.now(UTC) - timedelta(minutes=5))
+    await example("sandbox")["sandbox_tour"](booking)
