@@ -9,6 +9,7 @@ it is tested without an event loop (the design of gidgethub's ``sansio``).
 from __future__ import annotations
 
 import email.utils
+import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -18,7 +19,7 @@ import attrs
 
 from ._endpoints import Endpoint
 from ._redact import excerpt, redact, redact_url
-from .codecs import BUILT_IN_CODECS, CodecSet, JsonCodec, parse_media_type
+from .codecs import BUILT_IN_CODECS, CodecSet, parse_media_type
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -43,7 +44,6 @@ __all__ = [
 R = TypeVar("R")
 
 _JSON_BODY = "application/json; charset=utf-8"  # "serialized JSON in the request body" (the vendor)
-_request_body_codec = JsonCodec()
 
 
 @attrs.frozen(repr=False)
@@ -88,6 +88,11 @@ class RequestSettings:
     accept: str
     user_agent: str
     api_key: str | None = None
+    static_headers: Mapping[str, str] = attrs.field(init=False, eq=False)
+    """The headers that do not change from request to request, built once."""
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "static_headers", {"Accept": self.accept, "User-Agent": self.user_agent})
 
 
 def build_request(
@@ -118,15 +123,13 @@ def build_request(
     url = settings.base_url.rstrip("/") + path
     if query:
         url += "?" + urlencode(query)
-    headers = {
-        "Authorization": f"bearer {token}",  # lower-case "bearer", as in every vendor sample
-        "Accept": settings.accept,
-        "User-Agent": settings.user_agent,
-    }
+    # Lower-case "bearer", as in every vendor sample.
+    headers = {"Authorization": f"bearer {token}", **settings.static_headers}
     body = None
     if endpoint.method == "POST":
         headers["Content-Type"] = _JSON_BODY
-        body = _request_body_codec.encode(dict(params))
+        # Parameters are ints and strs, which json.dumps writes as Json.NET would (and in C).
+        body = json.dumps(params, separators=(",", ":"), ensure_ascii=False).encode()
     secrets = tuple(s for s in (token, settings.api_key) if s)
     return Request(endpoint.method, url, headers, body, endpoint.idempotent, secrets)
 

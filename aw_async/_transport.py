@@ -136,15 +136,22 @@ class Transport:
                     wait,
                 )
             else:
-                log.debug(
-                    "%s %s -> %d in %.3f s (try %d)",
-                    request.method,
-                    request.display_url,
-                    response.status,
-                    time.perf_counter() - started,
-                    retry + 1,
+                if 200 <= response.status < 300 and not log.isEnabledFor(logging.DEBUG):
+                    return response  # the common case: nothing to log, nothing to retry
+                if log.isEnabledFor(logging.DEBUG):  # display_url is not free: build it only if shown
+                    log.debug(
+                        "%s %s -> %d in %.3f s (try %d)",
+                        request.method,
+                        request.display_url,
+                        response.status,
+                        time.perf_counter() - started,
+                        retry + 1,
+                    )
+                retry_after = (
+                    parse_retry_after(response.headers.get("Retry-After"))
+                    if response.status == 429 or response.status >= 500
+                    else None
                 )
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
                 wait = self.retry.after_status(
                     response.status, idempotent=request.idempotent, retry=retry, retry_after=retry_after
                 )
@@ -166,7 +173,7 @@ class Transport:
         async with session.request(
             request.method,
             request.url,
-            headers=dict(request.headers),
+            headers=request.headers,
             data=request.body,
             timeout=self._timeout,
             allow_redirects=False,  # a redirect would carry the bearer token to another URL

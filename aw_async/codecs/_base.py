@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import codecs
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Protocol, TypeVar, runtime_checkable
 
 from ..errors import DecodeError
@@ -44,7 +45,8 @@ class Codec(Protocol):
     def encode(self, value: object) -> bytes: ...
 
 
-def parse_media_type(content_type: str) -> tuple[str, dict[str, str]]:
+@functools.lru_cache(maxsize=256)  # a server sends a handful of distinct Content-Type values
+def parse_media_type(content_type: str) -> tuple[str, Mapping[str, str]]:
     """Split ``application/json; charset=UTF-8`` into ``("application/json", {"charset": "UTF-8"})``.
 
     The type and parameter names are lower-cased (they are case-insensitive); values keep their case
@@ -56,7 +58,7 @@ def parse_media_type(content_type: str) -> tuple[str, dict[str, str]]:
         name, eq, value = item.partition("=")
         if eq:
             params[name.strip().lower()] = value.strip().strip('"')
-    return media_type.strip().lower(), params
+    return media_type.strip().lower(), MappingProxyType(params)  # read-only: the result is shared
 
 
 class CodecSet:
