@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Sequence
 from types import TracebackType
 from typing import Self
@@ -43,6 +44,28 @@ _FORMAT_MEDIA_TYPES = {
 }
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, what: str, *, allow_insecure_http: bool) -> None:
+    """Refuse a URL that is not http(s), or plain http to a host that is not this machine: the bearer
+    token (and, for the token endpoint, the client secret) would cross the network in clear."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{what} must be an http(s) URL, got {url!r}")
+    if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
+        raise ValueError(
+            f"{what} {url!r} is plain http to {parts.hostname}, which would send the token in clear; "
+            "use https, or pass allow_insecure_http=True if you really mean it"
+        )
+
+
 def _accept_for(format: Format, codecs: Sequence[Codec]) -> str:
     served = _FORMAT_MEDIA_TYPES[format]
     for codec in codecs:
@@ -71,6 +94,9 @@ class AdultWorkClient:
         max_retries: retries after the first try, for what may be retried (see README).
         user_agent: put before ``aw-async/<version>`` in ``User-Agent``.
         codecs: the codecs to use instead of the built-in JSON and XML ones.
+        allow_insecure_http: allow a plain ``http://`` base URL (or token URL) to a host other than
+            this machine. Off, such a URL is refused: the token would travel in clear. TLS
+            certificates are always verified.
     """
 
     def __init__(
@@ -86,15 +112,16 @@ class AdultWorkClient:
         max_retries: int = 2,
         user_agent: str | None = None,
         codecs: Sequence[Codec] | None = None,
+        allow_insecure_http: bool = False,
     ) -> None:
         provider: TokenProvider = StaticToken(token) if isinstance(token, str) else token
         if not isinstance(provider, StaticToken | RefreshingToken):
             raise TypeError(
                 f"token must be a str, StaticToken or RefreshingToken, got {type(token).__name__}"
             )
-        scheme = urlsplit(base_url).scheme
-        if scheme not in ("http", "https") or not urlsplit(base_url).netloc:
-            raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+        check_url(base_url, "base_url", allow_insecure_http=allow_insecure_http)
+        if isinstance(provider, RefreshingToken):
+            check_url(provider.token_url, "token_url", allow_insecure_http=allow_insecure_http)
         try:
             self.format = Format(format.lower() if isinstance(format, str) else format)
         except ValueError:

@@ -120,6 +120,11 @@ class RefreshingToken:
         return f"RefreshingToken(client_id={self._client_id!r}, expires_at={expires!r})"
 
     @property
+    def token_url(self) -> str:
+        """The token endpoint this token refreshes at."""
+        return self._token_url
+
+    @property
     def expires_at(self) -> datetime | None:
         """When the current access token expires, if known."""
         return self._expires_at

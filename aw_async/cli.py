@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--timeout", type=float, default=30.0, help="seconds per try of a request (default 30)"
     )
+    common.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain http:// --base-url to another machine",
+    )
 
     parser = argparse.ArgumentParser(
         prog="aw-async",
@@ -134,7 +139,11 @@ def _read_ids(path: Path, parser: argparse.ArgumentParser) -> list[int]:
 async def _call(args: argparse.Namespace, token: str) -> int:
     try:
         async with AdultWorkClient(
-            token, base_url=args.base_url, format=args.format or "json", timeout=args.timeout
+            token,
+            base_url=args.base_url,
+            format=args.format or "json",
+            timeout=args.timeout,
+            allow_insecure_http=args.allow_insecure_http,
         ) as aw:
             if args.command == "booking":
                 booking = await aw.phonechat.made_booking_details(args.booking_id, as_user=args.as_user)

@@ -4,6 +4,11 @@
 >>> sandbox.faults.add("rate_limit", retry_after=2)           # the next request gets a 429
 >>> sandbox.faults.add("reset", method="POST", when="after")  # processed, then the line drops
 
+Kinds: ``rate_limit`` and ``server_error`` (an answer), ``answer`` (any ``status``, ``body`` and
+``content_type``: an empty 200, a proxy's HTML page with a 200), ``reset`` (no answer), ``truncate`` (a body
+shorter than its Content-Length), ``reset_body`` (a reset in the middle of the body), ``slow_body``
+(a pause mid-body), ``delay`` (a pause before the headers).
+
 A fault applies to the next matching request(s) (``times``), in the order added. ``when`` is
 ``"before"`` (the request is not processed: nothing happened) or ``"after"`` (it was processed,
 then the answer is lost: the case a client must report as "outcome unknown").
@@ -17,8 +22,10 @@ import attrs
 
 __all__ = ["Fault", "FaultKind", "Faults"]
 
-FaultKind = Literal["rate_limit", "server_error", "reset", "truncate", "slow_body", "delay"]
-_KINDS = ("rate_limit", "server_error", "reset", "truncate", "slow_body", "delay")
+FaultKind = Literal[
+    "rate_limit", "server_error", "answer", "reset", "reset_body", "truncate", "slow_body", "delay"
+]
+_KINDS = ("rate_limit", "server_error", "answer", "reset", "reset_body", "truncate", "slow_body", "delay")
 
 
 @attrs.define
@@ -36,6 +43,9 @@ class Fault:
     """The ``Retry-After`` of a ``rate_limit`` or ``server_error`` (seconds, or an HTTP date)."""
     seconds: float = 1.0
     """How long a ``delay`` holds the answer back, or a ``slow_body`` pauses mid-body."""
+    body: bytes = b""
+    content_type: str = "application/json; charset=utf-8"
+    """The body and Content-Type of an ``answer``."""
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:

@@ -40,6 +40,7 @@ _MEDIA_FORMATS = {
     "text/*": "json",
 }
 _DENIED = "Authorization has been denied for this request."
+_ANSWERS_INSTEAD = ("rate_limit", "server_error", "answer", "reset")  # faults that replace the answer
 
 
 @attrs.frozen
@@ -197,11 +198,7 @@ class SandboxServer:
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         fault = self.faults.take(request.method, request.path)
-        if (
-            fault is not None
-            and fault.when == "before"
-            and fault.kind in ("rate_limit", "server_error", "reset")
-        ):
+        if fault is not None and fault.when == "before" and fault.kind in _ANSWERS_INSTEAD:
             return await self._fail(request, fault)
         if fault is not None and fault.kind == "delay" and fault.when == "before":
             await asyncio.sleep(fault.seconds)
@@ -210,11 +207,11 @@ class SandboxServer:
         status, value = self._answer(request, await request.read())
         body, content_type = self._encode(request, value)
         if fault is not None:
-            if fault.kind in ("rate_limit", "server_error", "reset"):
+            if fault.kind in _ANSWERS_INSTEAD:
                 return await self._fail(request, fault)  # processed, then the answer is lost
             if fault.kind == "delay" and fault.when == "after":
                 await asyncio.sleep(fault.seconds)
-            if fault.kind in ("truncate", "slow_body"):
+            if fault.kind in ("truncate", "reset_body", "slow_body"):
                 return await self._partial(request, status, body, content_type, fault)
         return web.Response(status=status, body=body, headers={"Content-Type": content_type})
 
@@ -278,13 +275,12 @@ class SandboxServer:
 
     async def _fail(self, request: web.Request, fault: Fault) -> web.StreamResponse:
         if fault.kind == "reset":
-            transport = request.transport
-            if transport is not None:
-                sock = transport.get_extra_info("socket")
-                if sock is not None:  # SO_LINGER 0: close with a RST, as a crashed peer does
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                transport.abort()
+            _reset(request)
             return web.Response(status=500)  # never reaches the client
+        if fault.kind == "answer":
+            return web.Response(
+                status=fault.status, body=fault.body, headers={"Content-Type": fault.content_type}
+            )
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
         if fault.kind == "rate_limit":
             body, content_type = self._encode(request, ErrorBody(message="Too many requests."))
@@ -313,14 +309,29 @@ class SandboxServer:
         await response.prepare(request)
         half = len(body) // 2
         await response.write(body[:half])
-        if fault.kind == "truncate":  # the connection drops with half the promised bytes sent
+        if fault.kind == "truncate":  # the connection closes with half the promised bytes sent
             if request.transport is not None:
                 request.transport.close()
+            return response
+        if fault.kind == "reset_body":  # ...or is reset in the middle of the body
+            await asyncio.sleep(0.01)  # let the half body leave first
+            _reset(request)
             return response
         await asyncio.sleep(fault.seconds)
         await response.write(body[half:])
         await response.write_eof()
         return response
+
+
+def _reset(request: web.Request) -> None:
+    """Drop the connection with a RST (SO_LINGER 0), as a crashed peer or a middlebox does."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 def _int_parameter(value: str | None, name: str) -> int:
