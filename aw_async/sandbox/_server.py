@@ -168,7 +168,9 @@ class SandboxServer:
         """Start serving; :attr:`url` is set when this returns."""
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None)
+        # A short shutdown: handlers still holding back an answer (a delay fault) are cancelled
+        # instead of waited for, so closing a sandbox is prompt.
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
