@@ -76,6 +76,16 @@ async def test_no_secret_anywhere(caplog: pytest.LogCaptureFixture) -> None:
             # every error path the server can produce
             for kind, options in [
                 ("answer", {"status": 403, "body": b'{"Message": "denied"}'}),
+                # a server that echoes what it was sent, in a JSON error body and in an HTML page
+                ("answer", {"status": 400, "body": f'{{"Message": "bad apiKey {API_KEY}"}}'.encode()}),
+                (
+                    "answer",
+                    {
+                        "status": 401,
+                        "body": f"<title>token {ACCESS}</title>".encode(),
+                        "content_type": "text/html",
+                    },
+                ),
                 ("answer", {"status": 404, "body": b""}),
                 ("rate_limit", {"times": 5, "retry_after": "3600"}),
                 ("server_error", {"status": 502, "times": 5}),
