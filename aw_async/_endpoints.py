@@ -80,13 +80,3 @@ ENDPOINTS: tuple[Endpoint[Any], ...] = (
     MADE_BOOKING_DETAILS,
     GET_CURRENT_CREDIT_BALANCE,
 )
-
-
-def endpoint_scope(method: str, path: str) -> str | None:
-    """The scope of the endpoint at ``method path`` (routing is case-insensitive), if any."""
-    path = path.lower()
-    for endpoint in ENDPOINTS:
-        paths = {endpoint.path.lower(), (endpoint.group_path or "").lower()}
-        if endpoint.method == method and path in paths:
-            return endpoint.scope
-    return None

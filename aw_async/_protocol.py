@@ -150,8 +150,12 @@ def decipher_response(endpoint: Endpoint[R], request: Request, response: Respons
     try:
         return codec.decode(response.body, endpoint.response, charset=charset)
     except DecodeError as exc:
-        exc.args = (f"{endpoint.name} answered {response.status} with {exc}",)
-        raise
+        raise DecodeError(
+            f"{endpoint.name} answered {response.status} with {exc}",
+            path=exc.path,
+            line=exc.line,
+            column=exc.column,
+        ) from exc
 
 
 def _charset(content_type: str | None) -> str | None:

@@ -87,11 +87,12 @@ def run_variant(
     return {
         "bookings_per_s": bookings / seconds,
         "client_cpu_us_per_booking": (time.process_time() - cpu_before) / bookings * 1e6,
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": peak_rss_mib(),
     }
 
 
-def _peak_rss_mib() -> float:
+def peak_rss_mib() -> float:
+    """This process's peak resident memory, in MiB."""
     # Linux keeps ru_maxrss across exec, so a child would report its parent's peak; VmHWM is reset.
     try:
         for line in Path("/proc/self/status").read_text().splitlines():

@@ -309,3 +309,13 @@ NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
 )
 def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, NOW) == expected
+
+
+def test_a_decode_error_names_the_operation_and_keeps_the_details() -> None:
+    response = respond(200, b'{"BookingID": 1, "Candidate": {"UserID": "x"}}', "application/json")
+    with pytest.raises(DecodeError) as caught:
+        decipher_response(MADE_BOOKING_DETAILS, details_request(), response, BUILT_IN_CODECS)
+    assert caught.value.message == str(caught.value)
+    assert caught.value.message.startswith("MadeBookingDetails answered 200 with invalid MadeBooking at ")
+    assert caught.value.path is not None
+    assert isinstance(caught.value.__cause__, DecodeError)

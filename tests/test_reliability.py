@@ -5,28 +5,18 @@ from __future__ import annotations
 import asyncio
 import tracemalloc
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
 from aw_async import AdultWorkClient, RescheduleOutcome
 from aw_async.errors import AdultWorkError, OutcomeUnknownError
 from aw_async.sandbox import SandboxServer
+from benchmarks.e2e import peak_rss_mib
 
 from .scripted import past_booking
 
 TOKEN = "reliability-token"
 USER = 9
-
-
-def peak_rss_mib() -> float | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def client_tasks() -> list[asyncio.Task[object]]:
@@ -66,10 +56,9 @@ async def test_ten_thousand_reschedules_at_concurrency_one_hundred(
         assert len([r for r in sandbox.requests if r.method == "POST"]) == count
         assert len(sandbox.requests) == 2 * count + 1
     with capsys.disabled():
-        rss = peak_rss_mib()
         print(
-            f"\n10,000 reschedules: peak Python memory {traced_peak / 2**20:.1f} MiB traced"
-            + (f", process peak RSS {rss:.0f} MiB" if rss else "")
+            f"\n10,000 reschedules: peak Python memory {traced_peak / 2**20:.1f} MiB traced, "
+            f"process peak RSS {peak_rss_mib():.0f} MiB"
         )
 
 
