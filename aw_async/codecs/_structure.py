@@ -161,8 +161,17 @@ class Structurer:
     """Types parsed wire values with one format's converter; the codecs' typing step."""
 
     def __init__(self, leaves: LeafReaders) -> None:
-        self.converter = make_converter(leaves)
+        self._leaves = leaves
+        self._converter: Converter | None = None
         self._hooks: dict[Any, Hook] = {}
+
+    @property
+    def converter(self) -> Converter:
+        """The format's converter, built on first use: cattrs compiles code for every model, and an
+        ``import aw_async`` that never decodes (a CLI's ``--help``) should not pay for it."""
+        if self._converter is None:
+            self._converter = make_converter(self._leaves)
+        return self._converter
 
     def __call__(self, value: object, into: type[T]) -> T:
         """Type ``value`` as ``into``.
