@@ -23,7 +23,7 @@ from typing import Protocol
 import attrs
 
 from ._aio import gather_or_cancel
-from ._prerequisites import check_session_passed, require_booking_id
+from ._prerequisites import check_session_passed, require_id
 from .errors import (
     AdultWorkError,
     ApiError,
@@ -99,7 +99,7 @@ async def reschedule_batch(
     """See :meth:`PhoneChatService.reschedule_made_bookings`."""
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be a positive int, got {concurrency!r}")
-    ids = list(dict.fromkeys(require_booking_id(booking_id) for booking_id in booking_ids))
+    ids = list(dict.fromkeys(require_id(booking_id) for booking_id in booking_ids))
     outcomes: list[RescheduleOutcome | None] = [None] * len(ids)
     if not ids:
         return []

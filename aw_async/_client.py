@@ -6,11 +6,9 @@ import enum
 import ipaddress
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import aiohttp
 
 from ._api import Api
 from ._credit_history import CreditHistoryService
@@ -21,6 +19,9 @@ from ._tokens import RefreshingToken, StaticToken, TokenProvider
 from ._transport import Transport
 from ._version import __version__
 from .codecs import Codec, CodecSet, JsonCodec, XmlCodec
+
+if TYPE_CHECKING:  # only the transport imports aiohttp's client at run time
+    import aiohttp
 
 __all__ = ["PRODUCTION_URL", "SANDBOX_URL", "AdultWorkClient", "Format"]
 

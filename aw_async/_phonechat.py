@@ -19,7 +19,7 @@ from ._api import Api
 from ._batch import RescheduleOutcome, reschedule_batch
 from ._credit_history import CreditHistoryService
 from ._endpoints import MADE_BOOKING_DETAILS, RESCHEDULE_MADE_BOOKING
-from ._prerequisites import check_credits, check_session_passed, require_booking_id
+from ._prerequisites import check_credits, check_session_passed, require_id
 from .models import MadeBooking
 
 __all__ = ["PhoneChatService"]
@@ -43,9 +43,9 @@ class PhoneChatService:
         Raises:
             NotFoundError: no such booking. Others: see :mod:`aw_async.errors`.
         """
-        params = {"BookingID": require_booking_id(booking_id)}
+        params = {"BookingID": require_id(booking_id)}
         if as_user is not None:
-            require_booking_id(as_user)
+            require_id(as_user, "user id")
         return await self._api.call(MADE_BOOKING_DETAILS, params, as_user=as_user)
 
     async def reschedule_made_booking(
@@ -64,7 +64,7 @@ class PhoneChatService:
                 sent again. Check the booking before trying once more.
             ApiError, TransportError, DecodeError: see :mod:`aw_async.errors`.
         """
-        require_booking_id(booking_id)
+        require_id(booking_id)
         if check_preconditions:
             booking, balance = await gather_or_cancel(
                 self.made_booking_details(booking_id),

@@ -9,14 +9,14 @@ from decimal import Decimal
 from .errors import InsufficientCreditsError, PreconditionError, SessionNotPassedError
 from .models import MadeBooking
 
-__all__ = ["check_credits", "check_session_passed", "require_booking_id"]
+__all__ = ["check_credits", "check_session_passed", "require_id"]
 
 
-def require_booking_id(booking_id: object) -> int:
-    """``booking_id`` if it is an integer (and not a bool); a TypeError otherwise."""
-    if not isinstance(booking_id, int) or isinstance(booking_id, bool):
-        raise TypeError(f"a booking id is an int, got {type(booking_id).__name__} {booking_id!r}")
-    return booking_id
+def require_id(value: object, what: str = "booking id") -> int:
+    """``value`` if it is an integer (and not a bool); a TypeError naming ``what`` otherwise."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"a {what} is an int, got {type(value).__name__} {value!r}")
+    return value
 
 
 def check_session_passed(booking: MadeBooking, now: datetime, server_timezone: tzinfo) -> None:

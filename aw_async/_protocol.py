@@ -19,7 +19,7 @@ import attrs
 
 from ._endpoints import Endpoint
 from ._redact import excerpt, redact, redact_url
-from .codecs import BUILT_IN_CODECS, CodecSet, parse_media_type
+from .codecs import BUILT_IN_CODECS, CodecSet
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -144,11 +144,10 @@ def decipher_response(endpoint: Endpoint[R], request: Request, response: Respons
     """
     if not 200 <= response.status < 300:
         raise api_error(response, request, scope=endpoint.scope, codecs=codecs)
-    content_type = response.headers.get("Content-Type")
-    codec = codecs.for_content_type(content_type)
-    charset = _charset(content_type)
     try:
-        return codec.decode(response.body, endpoint.response, charset=charset)
+        return codecs.decode(
+            response.body, endpoint.response, content_type=response.headers.get("Content-Type")
+        )
     except DecodeError as exc:
         raise DecodeError(
             f"{endpoint.name} answered {response.status} with {exc}",
@@ -156,10 +155,6 @@ def decipher_response(endpoint: Endpoint[R], request: Request, response: Respons
             line=exc.line,
             column=exc.column,
         ) from exc
-
-
-def _charset(content_type: str | None) -> str | None:
-    return parse_media_type(content_type or "")[1].get("charset")
 
 
 _ERROR_CLASSES: dict[int, type[ApiError]] = {
@@ -198,11 +193,9 @@ def api_error(
 
 def _error_body(response: Response, secrets: Iterable[str], codecs: CodecSet) -> tuple[ErrorBody | None, str]:
     """The decoded HttpError and a message from it; or None and an excerpt of what came instead."""
-    content_type = response.headers.get("Content-Type")
     if response.body:
         try:
-            codec = codecs.for_content_type(content_type)
-            body = codec.decode(response.body, ErrorBody, charset=_charset(content_type))
+            body = codecs.decode(response.body, ErrorBody, content_type=response.headers.get("Content-Type"))
         except DecodeError:
             pass  # not JSON or XML, or not an HttpError: an excerpt says what it was
         else:

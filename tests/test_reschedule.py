@@ -341,3 +341,9 @@ async def test_an_empty_batch(api: ScriptedApi) -> None:
 def test_an_outcome_says_whether_it_went_through() -> None:
     assert RescheduleOutcome(1, booking=past_booking(2)).ok
     assert not RescheduleOutcome(1, error=ApiError(400, None)).ok
+
+
+async def test_a_user_id_must_be_an_int_and_is_called_one() -> None:
+    async with AdultWorkClient(TOKEN) as aw:
+        with pytest.raises(TypeError, match="user id is an int"):
+            await aw.phonechat.made_booking_details(1, as_user="77")  # type: ignore[arg-type]

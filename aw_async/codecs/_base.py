@@ -94,6 +94,16 @@ class CodecSet:
             raise DecodeError(f"cannot decode {shown!r}: the codecs in use serve {served}")
         return codec
 
+    def decode(self, data: bytes, into: type[T], *, content_type: str | None) -> T:
+        """Decode a response body by its ``Content-Type``: the codec serving the media type, given
+        the header's charset.
+
+        Raises:
+            DecodeError: no codec serves the media type, or the body is not a valid ``into``.
+        """
+        codec = self.for_content_type(content_type)
+        return codec.decode(data, into, charset=parse_media_type(content_type or "")[1].get("charset"))
+
 
 def check_size(data: bytes, limit: int) -> None:
     """Refuse a body over the size limit before any parsing is spent on it."""
