@@ -2,18 +2,26 @@
 
 The services call :meth:`Api.call` with an endpoint declaration and its parameters; everything
 between that and a typed result (or a typed error) happens here and in the layers below.
+
+:meth:`Api.call` is also the boundary every call crosses on its way out: the layers below map
+what they foresee (the transport, the network's failures; the protocol, the server's answers),
+and whatever else still comes up (a bug, a plugged-in codec's own exception) is mapped here to an
+:class:`~aw_async.errors.AdultWorkError`, with secrets scrubbed from the whole chain. A request
+that changes state and may have left is reported as :class:`~aw_async.errors.OutcomeUnknownError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ._endpoints import Endpoint
 from ._protocol import RequestSettings, build_request, decipher_response
+from ._redact import redact, scrub_exception, stand_in
 from ._tokens import TokenProvider
 from ._transport import Transport
 from .codecs import CodecSet
+from .errors import AdultWorkError, OutcomeUnknownError, UnexpectedError
 
 __all__ = ["Api"]
 
@@ -42,12 +50,45 @@ class Api:
         Raises:
             ApiError, TransportError, DecodeError: see :mod:`aw_async.errors`.
         """
-        send = self.transport.send
-        token = await self.token.access_token(send)
-        request = build_request(endpoint, params, settings=self.settings, token=token, as_user=as_user)
-        response = await send(request)
-        if response.status == 401 and await self.token.replace_rejected(token, send):
+        secrets: tuple[str, ...] = ()
+        sent = False
+        unexpected: Exception | None = None
+        try:
+            send = self.transport.send
             token = await self.token.access_token(send)
             request = build_request(endpoint, params, settings=self.settings, token=token, as_user=as_user)
+            secrets = request.secrets
+            sent = True
             response = await send(request)
-        return decipher_response(endpoint, request, response, self.codecs)
+            if response.status == 401 and await self.token.replace_rejected(token, send):
+                token = await self.token.access_token(send)
+                request = build_request(
+                    endpoint, params, settings=self.settings, token=token, as_user=as_user
+                )
+                secrets = request.secrets
+                response = await send(request)
+            return decipher_response(endpoint, request, response, self.codecs)
+        except AdultWorkError as exc:
+            scrub_exception(exc, (*secrets, *self._known_secrets()))
+            raise
+        except Exception as exc:  # CancelledError is a BaseException: never caught here
+            unexpected = exc
+        raise self._unexpected(endpoint, unexpected, (*secrets, *self._known_secrets()), sent=sent)
+
+    def _known_secrets(self) -> tuple[str, ...]:
+        return (*self.token.secrets(), *((self.settings.api_key,) if self.settings.api_key else ()))
+
+    @staticmethod
+    def _unexpected(
+        endpoint: Endpoint[Any], exc: Exception, secrets: tuple[str, ...], *, sent: bool
+    ) -> AdultWorkError:
+        what = redact(f"{type(exc).__name__}: {exc}", secrets)
+        if sent and not endpoint.idempotent:
+            error: AdultWorkError = OutcomeUnknownError(
+                f"{endpoint.name} may have reached the server, and then an unexpected error came up"
+                f" ({what}); it was not sent again: check its effect before retrying"
+            )
+        else:
+            error = UnexpectedError(f"{endpoint.name} failed unexpectedly: {what}")
+        error.__cause__ = stand_in(exc, secrets)
+        return error

@@ -31,6 +31,7 @@ from .errors import (
     OutcomeUnknownError,
     ServerError,
     TransportError,
+    UnexpectedError,
 )
 from .models import MadeBooking
 
@@ -87,6 +88,21 @@ class _CreditLedger:
             self.available += booking.credits
 
 
+def as_outcome_error(exc: Exception, *, posting: bool) -> AdultWorkError:
+    """``exc`` as a booking's outcome: itself if it is ours, else an error that says whether the
+    POST may have been sent (the calls below map everything; this is the batch's own net)."""
+    if isinstance(exc, AdultWorkError):
+        return exc
+    what = f"{type(exc).__name__}: {exc}"
+    error: AdultWorkError = (
+        OutcomeUnknownError(f"the reschedule may have been sent, then this came up: {what}")
+        if posting
+        else UnexpectedError(f"the booking could not be rescheduled: {what}")
+    )
+    error.__cause__ = exc
+    return error
+
+
 async def reschedule_batch(
     service: _Rescheduler,
     booking_ids: Iterable[int],
@@ -116,9 +132,10 @@ async def reschedule_batch(
     if check_preconditions:
         try:
             ledger = _CreditLedger(await balance())
-        except AdultWorkError as exc:  # no balance, no booking can be checked: each one says why
+        except Exception as exc:  # no balance, no booking can be checked: each one says why
+            error = as_outcome_error(exc, posting=False)
             for index, booking_id in enumerate(ids):
-                report(index, RescheduleOutcome(booking_id, error=exc))
+                report(index, RescheduleOutcome(booking_id, error=error))
             return [o for o in outcomes if o is not None]
 
     async def reschedule(index: int, booking_id: int) -> RescheduleOutcome:
@@ -137,8 +154,8 @@ async def reschedule_batch(
                     ledger.settle(booking, exc)
                 raise
             return RescheduleOutcome(booking_id, booking=new_booking)
-        except AdultWorkError as exc:
-            return RescheduleOutcome(booking_id, error=exc)
+        except Exception as exc:  # whatever it is, it is this booking's outcome, not the batch's end
+            return RescheduleOutcome(booking_id, error=as_outcome_error(exc, posting=posting))
         except asyncio.CancelledError:
             if posting:  # the POST was on its way: nobody can say whether it arrived
                 unknown = OutcomeUnknownError(

@@ -18,7 +18,7 @@ from urllib.parse import urlencode
 import attrs
 
 from ._endpoints import Endpoint
-from ._redact import excerpt, redact, redact_url
+from ._redact import excerpt, redact, redact_url, scrub_exception
 from .codecs import BUILT_IN_CODECS, CodecSet
 from .errors import (
     ApiError,
@@ -32,6 +32,7 @@ from .errors import (
 from .models import ErrorBody
 
 __all__ = [
+    "MAX_RETRY_AFTER",
     "Request",
     "RequestSettings",
     "Response",
@@ -140,7 +141,8 @@ def decipher_response(endpoint: Endpoint[R], request: Request, response: Respons
     Raises:
         ApiError: (a subclass for) any status that is not 2xx.
         DecodeError: a 2xx whose body is not a valid ``endpoint.response``, or of a media type no
-            codec serves.
+            codec serves. A codec that fails in any other way (a user's own) is reported the same
+            way: nothing but a :class:`DecodeError` leaves decoding.
     """
     if not 200 <= response.status < 300:
         raise api_error(response, request, scope=endpoint.scope, codecs=codecs)
@@ -148,12 +150,15 @@ def decipher_response(endpoint: Endpoint[R], request: Request, response: Respons
         return codecs.decode(
             response.body, endpoint.response, content_type=response.headers.get("Content-Type")
         )
-    except DecodeError as exc:
+    except Exception as exc:
+        # A value quoted in the message may be one the server echoed: a token, an API key.
+        scrub_exception(exc, request.secrets)
+        detail = exc if isinstance(exc, DecodeError) else f"{type(exc).__name__}: {exc}"
         raise DecodeError(
-            f"{endpoint.name} answered {response.status} with {exc}",
-            path=exc.path,
-            line=exc.line,
-            column=exc.column,
+            redact(f"{endpoint.name} answered {response.status} with {detail}", request.secrets),
+            path=getattr(exc, "path", None),
+            line=getattr(exc, "line", None),
+            column=getattr(exc, "column", None),
         ) from exc
 
 
@@ -172,18 +177,33 @@ def api_error(
     scope: str = "",
     codecs: CodecSet | None = None,
     now: datetime | None = None,
+    message: str | None = None,
+    error_class: type[ApiError] | None = None,
+    **extra: Any,
 ) -> ApiError:
     """The typed error for a non-2xx answer, with the server's ``HttpError`` body when it sent one
-    in JSON or XML, and a short, safe excerpt of the body otherwise (an HTML page from a proxy)."""
-    body, message = _error_body(response, request.secrets, codecs or BUILT_IN_CODECS)
+    in JSON or XML, and a short, safe excerpt of the body otherwise (an HTML page from a proxy).
+
+    This is the one place an :class:`ApiError` is made from an answer, so it is the one place that
+    keeps echoed secrets out of it: the message, every text of the body and every header value are
+    redacted with the request's secrets.
+
+    Args:
+        message: the message to use instead of one made from the body (the token endpoint's).
+        error_class: the class to use instead of the one for the status.
+        extra: more keyword arguments for the error class.
+    """
+    secrets = request.secrets
+    body, described = _error_body(response, secrets, codecs or BUILT_IN_CODECS)
     details: dict[str, Any] = {
-        "message": message,
+        "message": redact(message, secrets) if message is not None else described,
         "method": request.method,
         "url": request.display_url,
-        "headers": response.headers,
+        "headers": {name: redact(value, secrets) for name, value in response.headers.items()},
+        **extra,
     }
     status = response.status
-    cls = _ERROR_CLASSES.get(status, ServerError if status >= 500 else ApiError)
+    cls = error_class or _ERROR_CLASSES.get(status, ServerError if status >= 500 else ApiError)
     if cls is PermissionDeniedError:
         details["scope"] = scope
     elif cls is RateLimitError:
@@ -192,15 +212,38 @@ def api_error(
 
 
 def _error_body(response: Response, secrets: Iterable[str], codecs: CodecSet) -> tuple[ErrorBody | None, str]:
-    """The decoded HttpError and a message from it; or None and an excerpt of what came instead."""
+    """The decoded HttpError (redacted) and a message from it; or None and an excerpt of what came
+    instead."""
     if response.body:
         try:
             body = codecs.decode(response.body, ErrorBody, content_type=response.headers.get("Content-Type"))
-        except DecodeError:
-            pass  # not JSON or XML, or not an HttpError: an excerpt says what it was
+        except Exception:  # not JSON or XML, not an HttpError, or a codec's own failure:
+            pass  # an excerpt says what it was
         else:
-            return body, redact(_describe_error(body), secrets)
+            body = _redact_body(body, tuple(secrets))
+            return body, _describe_error(body)
     return None, excerpt(response.body, secrets) or "(empty body)"
+
+
+def _redact_body(body: ErrorBody, secrets: tuple[str, ...]) -> ErrorBody:
+    """``body`` with every text in it (nested errors and ModelState included) redacted."""
+
+    def clean(text: str | None) -> str | None:
+        return redact(text, secrets) if text else text
+
+    return attrs.evolve(
+        body,
+        message=clean(body.message),
+        message_detail=clean(body.message_detail),
+        exception_message=clean(body.exception_message),
+        exception_type=clean(body.exception_type),
+        stack_trace=clean(body.stack_trace),
+        inner=_redact_body(body.inner, secrets) if body.inner is not None else None,
+        model_state={
+            redact(key, secrets): [redact(m, secrets) for m in messages]
+            for key, messages in body.model_state.items()
+        },
+    )
 
 
 def _describe_error(body: ErrorBody) -> str:
@@ -214,20 +257,31 @@ def _describe_error(body: ErrorBody) -> str:
     return " | ".join(parts)
 
 
+#: The longest wait a ``Retry-After`` can express here (about 31 years). A longer value, even one of
+#: a thousand digits, means the same to a client: not within any wait it would accept.
+MAX_RETRY_AFTER = 1e9
+
+
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delay-seconds or an HTTP-date (RFC 9110).
 
-    Returns None for a missing or unreadable value; a date in the past gives 0.
+    Returns None for a missing or unreadable value; a date in the past gives 0; anything longer
+    than :data:`MAX_RETRY_AFTER` gives that (so the result is always a finite float).
     """
     if value is None:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        return float(int(value))
+        digits = value.lstrip("0")
+        # Compared as text: int() of a few thousand digits is slow or refused, float() overflows.
+        if len(digits) > len(str(int(MAX_RETRY_AFTER))):
+            return MAX_RETRY_AFTER
+        return min(float(int(value)), MAX_RETRY_AFTER)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)

@@ -1,31 +1,58 @@
 """Keeping secrets out of messages, reprs, logs and exception chains.
 
 Access tokens, refresh tokens, client secrets and API keys must never appear in a ``str``, a
-``repr``, a log line or a chained exception (PUBLIC_API.md, "Errors"). The code that builds those
+``repr``, a log line or a chained exception (docs/api.md, "Secrets"). The code that builds those
 texts never puts a secret in on purpose; this module is the net for texts it does not write itself:
-a URL with ``apiKey`` in its query, an aiohttp exception that quotes that URL, a server's error
-page that echoes a header.
+a URL with ``apiKey`` in its query, an aiohttp exception that quotes that URL or carries the request
+headers, a server's error page that echoes a header.
+
+Two rules keep the net from tearing messages apart:
+
+- a secret is also looked for in its percent-encoded forms, as it appears inside a URL;
+- a short secret (under :data:`WHOLE_WORD_BELOW` characters) is redacted only where it stands as a
+  word of its own, so that a two-letter token does not star those letters out of every other word.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterable
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, urlencode, urlsplit, urlunsplit
 
-__all__ = ["REDACTED", "SECRET_QUERY_PARAMETERS", "excerpt", "redact", "redact_url", "scrub_exception"]
+__all__ = [
+    "REDACTED",
+    "SECRET_QUERY_PARAMETERS",
+    "RedactedCause",
+    "excerpt",
+    "redact",
+    "redact_url",
+    "scrub_exception",
+    "stand_in",
+]
 
 REDACTED = "***"
-#: Query parameters whose values are secrets (API.md: the API key travels as ``apiKey``).
+#: Query parameters whose values are secrets (docs/api.md: the API key travels as ``apiKey``).
 SECRET_QUERY_PARAMETERS = frozenset({"apikey", "access_token", "client_secret", "refresh_token"})
+#: Secrets shorter than this are redacted only as whole words (not inside a longer alphanumeric run).
+WHOLE_WORD_BELOW = 8
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(secret: str) -> re.Pattern[str]:
+    forms = sorted({secret, quote(secret, safe=""), quote_plus(secret)}, key=len, reverse=True)
+    alternatives = "|".join(re.escape(form) for form in forms)
+    if len(secret) < WHOLE_WORD_BELOW:
+        return re.compile(rf"(?<![A-Za-z0-9])(?:{alternatives})(?![A-Za-z0-9])")
+    return re.compile(alternatives)
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
     """``text`` with every occurrence of every (non-empty) secret replaced by ``***``."""
     for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, REDACTED)
+        if secret:
+            text = _pattern(secret).sub(REDACTED, text)
     return text
 
 
@@ -41,28 +68,66 @@ def redact_url(url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
 
 
+class RedactedCause(Exception):
+    """Stands in for a third-party exception at the end of one of ours: its type and its redacted
+    message, without the objects it carried.
+
+    aiohttp's ``ClientResponseError`` keeps ``request_info``, whose URL holds the API key and whose
+    headers hold the bearer token; no amount of scrubbing strings reaches those, so the original
+    never becomes part of our chain.
+    """
+
+    def __init__(self, message: str, *, original_type: str) -> None:
+        super().__init__(message)
+        self.original_type = original_type
+
+
+def stand_in(exc: BaseException, secrets: Iterable[str | None]) -> RedactedCause:
+    """A :class:`RedactedCause` for ``exc`` (its traceback kept: frames show code, not values)."""
+    kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
+    text = str(exc)
+    underneath = exc.__cause__
+    for _ in range(4):  # aiohttp wraps OSErrors: say what lies underneath too
+        if underneath is None:
+            break
+        text += f" (from {type(underneath).__name__}: {underneath})"
+        underneath = underneath.__cause__
+    return RedactedCause(redact(redact_url_in(text), secrets), original_type=kind)
+
+
+_URL = re.compile(r"https?://[^\s'\"<>]+")
+
+
+def redact_url_in(text: str) -> str:
+    """``text`` with the secret query parameters of every URL in it redacted."""
+    return _URL.sub(lambda match: redact_url(match.group()), text) if "://" in text else text
+
+
 _MAX_CHAIN = 16
 
 
 def scrub_exception(exc: BaseException | None, secrets: Iterable[str | None]) -> None:
-    """Redact secrets from the string arguments of ``exc`` and of the exceptions it chains to.
-
-    Used on a third-party exception (aiohttp's) before it becomes the ``__cause__`` of one of ours:
-    ``ConnectionTimeoutError`` quotes the request URL, query string and all.
-    """
+    """Redact secrets from the string arguments of ``exc`` and of every exception it leads to:
+    its cause or context, and the members of an exception group (which tracebacks print too)."""
     secrets = [s for s in secrets if s]
     if not secrets:
         return
     seen: set[int] = set()
-    while exc is not None and id(exc) not in seen and len(seen) < _MAX_CHAIN:
-        seen.add(id(exc))
-        exc.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in exc.args)
+    waiting: list[BaseException | None] = [exc]
+    while waiting and len(seen) < _MAX_CHAIN * 4:
+        current = waiting.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.args = tuple(redact(a, secrets) if isinstance(a, str) else a for a in current.args)
         for name in ("strerror", "filename", "msg", "message"):
-            value = getattr(exc, name, None)
+            value = getattr(current, name, None)
             if isinstance(value, str):
                 with contextlib.suppress(AttributeError, TypeError):  # read-only in a C exception
-                    setattr(exc, name, redact(value, secrets))
-        exc = exc.__cause__ or exc.__context__
+                    setattr(current, name, redact(value, secrets))
+        waiting.append(current.__cause__ or current.__context__)
+        if isinstance(current, BaseExceptionGroup):
+            waiting.extend(current.exceptions)
 
 
 _WHITESPACE = re.compile(r"\s+")

@@ -1,7 +1,14 @@
 """The transport: the only module that imports aiohttp's client.
 
-It owns the session (or borrows the caller's, and then never closes it), the timeouts, the retry
-loop, and the one mapping of aiohttp's exceptions to ours (httpx's ``_transports/default.py``).
+It owns the session, the timeouts, the retry loop, and the one mapping of aiohttp's exceptions
+(and of anything else that goes wrong while a request is exchanged) to ours (httpx's
+``_transports/default.py``).
+
+A borrowed ``aiohttp.ClientSession`` lends its *connection pool*, never its state: requests go
+through a session of the transport's own that shares the borrowed session's connector (and its
+``trust_env`` and trace configs) but has no cookie jar, no middlewares, no default headers and no
+``raise_for_status``. So a cookie one user's answer sets is never sent with another user's request,
+and no middleware of the application's can send a POST a second time.
 
 Invariants:
 
@@ -11,8 +18,10 @@ Invariants:
   idempotent methods only, so it never re-sends a POST either.
 - ``asyncio.CancelledError`` is never caught: only ``Exception`` subclasses are mapped, and the
   response is read inside ``async with``, which releases the connection however the block ends.
-- No secret reaches a message: URLs are shown redacted, and aiohttp's exceptions are scrubbed
-  before they become the ``__cause__`` of ours.
+- No secret reaches a message or a chain: URLs are shown redacted, and a third-party exception is
+  never chained as it is (aiohttp's carry the request's headers): a redacted stand-in is.
+- A body is limited while it is read, counted after decompression: a small gzip body cannot
+  inflate past the limit.
 """
 
 from __future__ import annotations
@@ -25,10 +34,10 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 
 from ._protocol import Request, Response, parse_retry_after
-from ._redact import redact, scrub_exception
+from ._redact import redact, stand_in
 from ._retry import Failure, RetryPolicy
 from .codecs import DEFAULT_MAX_BODY_BYTES
-from .errors import DecodeError, OutcomeUnknownError, TransportError
+from .errors import AdultWorkError, ClientClosedError, DecodeError, OutcomeUnknownError, TransportError
 
 __all__ = ["Send", "Transport"]
 
@@ -51,8 +60,9 @@ def _classify(exc: Exception) -> Failure | None:
         return Failure.NOT_SENT  # no connection was ever made
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
         return None
-    # Read timeouts, the whole-request timeout, a reset, a disconnect, a truncated body: the
-    # request was (or may have been) written, and no complete answer came.
+    # Read timeouts, the whole-request timeout, a reset, a disconnect, a truncated body, a status
+    # line or header aiohttp cannot parse, and anything unforeseen while the answer was read (a
+    # decompressor's error): the request was (or may have been) written, and no usable answer came.
     return Failure.OUTCOME_UNKNOWN
 
 
@@ -76,8 +86,8 @@ class Transport:
     ) -> None:
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
-        self._session = session
-        self._owns_session = session is None
+        self._borrowed = session
+        self._session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
         self.retry = retry
         self._max_body_bytes = max_body_bytes
@@ -85,24 +95,40 @@ class Transport:
 
     @property
     def owns_session(self) -> bool:
-        """Whether the session was created here (and is closed by :meth:`close`)."""
-        return self._owns_session
+        """Whether the connection pool was created here (and is closed by :meth:`close`)."""
+        return self._borrowed is None
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
-            raise RuntimeError("this client is closed")
+            raise ClientClosedError("this client is closed")
+        borrowed = self._borrowed
+        if borrowed is not None and borrowed.closed:  # its connector is gone: never make a new one
+            raise TransportError("the aiohttp.ClientSession given to the client is closed")
         if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=100, ttl_dns_cache=300),
-                timeout=self._timeout,
-            )
+            # No cookie jar: the API authenticates with bearer tokens, and a jar shared between
+            # users would send one user's cookies with another's requests. Decompression needs no
+            # setting: aiohttp inflates in bounded steps, and _read_body counts what they give.
+            if borrowed is None:
+                connector = aiohttp.TCPConnector(limit=100, ttl_dns_cache=300)
+                self._session = aiohttp.ClientSession(
+                    connector=connector, timeout=self._timeout, cookie_jar=aiohttp.DummyCookieJar()
+                )
+            else:
+                self._session = aiohttp.ClientSession(
+                    connector=borrowed.connector,
+                    connector_owner=False,  # the pool stays the application's
+                    timeout=self._timeout,
+                    cookie_jar=aiohttp.DummyCookieJar(),
+                    trust_env=borrowed.trust_env,
+                    trace_configs=list(borrowed.trace_configs) or None,
+                )
         return self._session
 
     async def close(self) -> None:
-        """Close the session if it was created here; a borrowed one is left to its owner."""
+        """Close the transport's session; a borrowed session's connection pool is left open."""
         self._closed = True
-        if self._owns_session and self._session is not None:
-            await self._session.close()
+        if self._session is not None:
+            await self._session.close()  # closes the connector only when it was created here
         self._session = None
 
     async def send(self, request: Request) -> Response:
@@ -118,23 +144,33 @@ class Transport:
         retry = 0
         while True:
             started = time.perf_counter()
+            failed: Exception | None = None
             try:
                 response = await self._send_once(request)
-            except (aiohttp.ClientError, OSError) as exc:  # TimeoutError is an OSError
-                failure = _classify(exc)
+            except AdultWorkError:
+                raise  # the body limit: already ours
+            except Exception as exc:  # aiohttp's errors, OSError, TimeoutError, and the unforeseen
+                failed = exc
+            if failed is not None:
+                failure = _classify(failed)
                 wait = None
                 if failure is not None:
                     wait = self.retry.after_failure(failure, idempotent=request.idempotent, retry=retry)
                 if wait is None:
-                    raise self._give_up(request, exc, failure, attempts=retry + 1) from exc
+                    # Raised outside the except block, so that the original is not even the
+                    # __context__ of ours: only its redacted stand-in is chained.
+                    raise self._give_up(request, failed, failure, attempts=retry + 1) from stand_in(
+                        failed, request.secrets
+                    )
                 log.warning(
                     "%s %s failed (%s); retry %d in %.2f s",
                     request.method,
                     request.display_url,
-                    _describe(exc, request),
+                    _describe(failed, request),
                     retry + 1,
                     wait,
                 )
+                del failed  # its traceback holds this frame
             else:
                 if 200 <= response.status < 300 and not log.isEnabledFor(logging.DEBUG):
                     return response  # the common case: nothing to log, nothing to retry
@@ -183,17 +219,20 @@ class Transport:
             return Response(resp.status, resp.headers, body)
 
     async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
+        limit = self._max_body_bytes
         length = resp.content_length
-        if length is not None:
-            if length > self._max_body_bytes:
-                raise DecodeError(f"body of {length} bytes exceeds the limit of {self._max_body_bytes} bytes")
-            return await resp.read()
+        if length is not None and length > limit:
+            raise DecodeError(f"body of {length} bytes exceeds the limit of {limit} bytes")
+        if length is not None and resp.headers.get("Content-Encoding", "identity").lower() == "identity":
+            return await resp.read()  # exactly `length` bytes: aiohttp holds the server to it
+        # Compressed (Content-Length counts the compressed bytes) or of unknown length: count what
+        # arrives after decompression, and stop at the limit.
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(_CHUNK):
             size += len(chunk)
-            if size > self._max_body_bytes:
-                raise DecodeError(f"body exceeds the limit of {self._max_body_bytes} bytes")
+            if size > limit:
+                raise DecodeError(f"body exceeds the limit of {limit} bytes (after decompression)")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -201,7 +240,6 @@ class Transport:
     def _give_up(
         request: Request, exc: Exception, failure: Failure | None, *, attempts: int
     ) -> TransportError:
-        scrub_exception(exc, request.secrets)
         what = _describe(exc, request)
         where = f"{request.method} {request.display_url}"
         tries = f" after {attempts} tries" if attempts > 1 else ""

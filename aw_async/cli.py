@@ -93,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``aw-async`` with ``argv`` (default: the process's arguments); return the exit code."""
+    for stream in (sys.stdout, sys.stderr):
+        # Text from a server may hold what the terminal's encoding cannot (a lone surrogate): it is
+        # shown escaped, never allowed to hide an outcome behind an encoding error.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -138,13 +143,18 @@ def _read_ids(path: Path, parser: argparse.ArgumentParser) -> list[int]:
 
 async def _call(args: argparse.Namespace, token: str) -> int:
     try:
-        async with AdultWorkClient(
+        client = AdultWorkClient(
             token,
             base_url=args.base_url,
             format=args.format or "json",
             timeout=args.timeout,
             allow_insecure_http=args.allow_insecure_http,
-        ) as aw:
+        )
+    except ValueError as exc:  # a bad --base-url or the like
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        async with client as aw:
             if args.command == "booking":
                 booking = await aw.phonechat.made_booking_details(args.booking_id, as_user=args.as_user)
                 print(to_json(booking) if args.json else booking_line(booking))
@@ -157,9 +167,6 @@ async def _call(args: argparse.Namespace, token: str) -> int:
     except AdultWorkError as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    except ValueError as exc:  # a bad --base-url or the like
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
 
 
 async def _reschedule(aw: AdultWorkClient, args: argparse.Namespace) -> int:

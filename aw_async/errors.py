@@ -8,6 +8,9 @@
     ├── PreconditionError               a documented prerequisite failed; nothing was sent
     │   ├── SessionNotPassedError       the booking's SessionDate has not passed yet
     │   └── InsufficientCreditsError    the balance does not cover the booking's credits
+    ├── ClientClosedError               a call on a client after aclose() (also a RuntimeError)
+    ├── TokenNotSavedError              on_refresh failed to save a rotated refresh token
+    ├── UnexpectedError                 a failure aw_async did not foresee (a bug): the cause says
     ├── ApiError                        the server answered with a non-2xx status
     │   ├── AuthenticationError         401, or a refresh the token endpoint refused
     │   ├── PermissionDeniedError       403: the token lacks the endpoint's scope
@@ -36,6 +39,7 @@ __all__ = [
     "AdultWorkError",
     "ApiError",
     "AuthenticationError",
+    "ClientClosedError",
     "DecodeError",
     "EncodeError",
     "InsufficientCreditsError",
@@ -46,7 +50,9 @@ __all__ = [
     "RateLimitError",
     "ServerError",
     "SessionNotPassedError",
+    "TokenNotSavedError",
     "TransportError",
+    "UnexpectedError",
 ]
 
 
@@ -79,6 +85,25 @@ class DecodeError(AdultWorkError, ValueError):
 
 class EncodeError(AdultWorkError, ValueError):
     """A value cannot be written in the wire format (an XML-forbidden character, a NaN decimal)."""
+
+
+class ClientClosedError(AdultWorkError, RuntimeError):
+    """A call was made on a client after :meth:`~aw_async.AdultWorkClient.aclose`; nothing was sent."""
+
+
+class TokenNotSavedError(AdultWorkError):
+    """``on_refresh`` raised while saving a rotated refresh token (a full disk, a database down).
+
+    The refresh happened: the old refresh token is dead and the new one is only in this process's
+    memory. The next call hands the same tokens to ``on_refresh`` again before anything else; if
+    the process ends before a save succeeds, the user must log in again. The original error is the
+    ``__cause__``.
+    """
+
+
+class UnexpectedError(AdultWorkError):
+    """A failure aw_async did not foresee (a bug in it, or in a plugged-in codec): the redacted
+    original is the ``__cause__``. Nothing but an :class:`AdultWorkError` leaves a call."""
 
 
 class PreconditionError(AdultWorkError):

@@ -12,9 +12,10 @@ from urllib.parse import parse_qs
 
 import pytest
 from aioresponses import CallbackResult, aioresponses
+from yarl import URL
 
 from aw_async import SANDBOX_URL, TOKEN_URL, AdultWorkClient, RefreshingToken, StaticToken, TokenSet
-from aw_async.errors import AuthenticationError, OutcomeUnknownError, ServerError
+from aw_async.errors import AuthenticationError, OutcomeUnknownError, ServerError, TokenNotSavedError
 
 from .scripted import answer, error
 
@@ -166,7 +167,7 @@ async def test_the_rotated_refresh_token_is_persisted_before_the_new_access_toke
     assert server.api_calls == ["access-0001"]
 
 
-async def test_a_failed_save_reaches_the_caller_and_is_retried_with_the_new_refresh_token(
+async def test_a_failed_save_reaches_the_caller_typed_and_the_same_tokens_are_saved_again(
     mock_api: aioresponses,
 ) -> None:
     server = TokenServer(mock_api)
@@ -178,12 +179,16 @@ async def test_a_failed_save_reaches_the_caller_and_is_retried_with_the_new_refr
             raise OSError("database is down")
 
     async with AdultWorkClient(make_token(on_refresh=flaky_save)) as aw:
-        with pytest.raises(OSError, match="database is down"):
+        with pytest.raises(TokenNotSavedError, match="database is down") as caught:
             await aw.credit_history.get_current_credit_balance()
+        assert isinstance(caught.value.__cause__, OSError)
+        assert "in memory" in str(caught.value)  # says what happened and what follows
         assert server.api_calls == []  # the unsaved token set was not used
         assert await aw.credit_history.get_current_credit_balance() == Decimal(10)
-    # The second refresh sent the rotated token (the server accepted it), and the save succeeded.
-    assert attempts == ["refresh-token-0002", "refresh-token-0003"]
+    # No second refresh: the same rotated token was handed to on_refresh again, and then used.
+    assert attempts == ["refresh-token-0002", "refresh-token-0002"]
+    assert len(mock_api.requests[("POST", URL(TOKEN_URL))]) == 1
+    assert server.api_calls == ["access-0001"]
 
 
 async def test_a_refused_refresh_is_an_authentication_error_with_the_servers_code(
@@ -220,7 +225,6 @@ async def test_a_refresh_is_never_sent_twice_when_its_outcome_is_unknown(
     async with AdultWorkClient(make_token()) as aw:
         with pytest.raises(OutcomeUnknownError):
             await aw.credit_history.get_current_credit_balance()
-    from yarl import URL
 
     assert len(mock_api.requests[("POST", URL(TOKEN_URL))]) == 1
 
@@ -230,7 +234,6 @@ async def test_a_refresh_is_never_sent_twice_when_its_outcome_is_unknown(
     [
         {"token_type": "bearer", "expires_in": 1200, "refresh_token": "r"},
         {"access_token": "a", "expires_in": 1200},
-        {"access_token": "a", "refresh_token": "r", "expires_in": -5},
         {"access_token": 5, "refresh_token": "r", "expires_in": 1200},
     ],
 )

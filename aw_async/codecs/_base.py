@@ -135,17 +135,34 @@ def split_bom(data: bytes) -> tuple[str | None, bytes]:
     return None, data
 
 
+#: Python codecs that are text encodings by name but decode no charset a server labels a body with:
+#: they turn escapes or ASCII-compatible forms into text (``\u`` escapes, IDNA, punycode) or refuse
+#: everything (``undefined``).
+_NOT_CHARSETS = frozenset(
+    ("unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined")
+)
+
+
 @functools.lru_cache(maxsize=64)
 def normalize_charset(charset: str) -> str:
     """Python's canonical codec name for a charset label (``UTF-8`` -> ``utf-8``).
 
+    Only text encodings are charsets: Python also has codecs from bytes to bytes (``base64``,
+    ``zlib``, ``rot13``, ``hex``, ``uu``) and a few text codecs that are not character sets
+    (``punycode``, ``unicode_escape``); a label naming one of those is refused like an unknown one.
+
     Raises:
-        DecodeError: the label names no known encoding.
+        DecodeError: the label names no character set.
     """
+    label = charset.strip().strip('"')
     try:
-        return codecs.lookup(charset.strip().strip('"')).name
-    except LookupError:
-        raise DecodeError(f"unknown charset {charset!r}") from None
+        name = codecs.lookup(label).name
+        "".encode(name)  # raises LookupError for a codec that is not a text encoding
+    except (LookupError, ValueError, TypeError):
+        raise DecodeError(f"unknown charset {charset[:40]!r}") from None
+    if name.replace("-", "_") in _NOT_CHARSETS:
+        raise DecodeError(f"{charset[:40]!r} is not a character set a body can be in")
+    return name
 
 
 _BOM_LEADS = frozenset(bom[0] for bom, _ in _BOMS)
@@ -177,3 +194,5 @@ def decode_text(data: bytes, encoding: str) -> str:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
         raise DecodeError(f"body is not valid {encoding}: {exc.reason} at byte {exc.start}") from exc
+    except (ValueError, LookupError, TypeError) as exc:  # a codec that fails in its own way
+        raise DecodeError(f"body is not valid {encoding}: {type(exc).__name__}") from exc

@@ -21,7 +21,14 @@ import attrs
 from ..errors import DecodeError, EncodeError
 from ._base import DEFAULT_MAX_BODY_BYTES, body_text, check_size
 from ._contracts import contract_for
-from ._scalars import InvalidValue, describe, format_datetime, format_decimal
+from ._scalars import (
+    InvalidValue,
+    check_net_decimal,
+    describe,
+    format_datetime,
+    format_decimal,
+    net_decimal,
+)
 from ._structure import LeafReaders, Structurer
 
 __all__ = ["JsonCodec"]
@@ -38,9 +45,21 @@ def _read_int(value: Any, _: Any) -> int:
 def _read_decimal(value: Any, _: Any) -> Decimal:
     if type(value) is Decimal:
         return value
-    if type(value) is int:  # the vendor's samples write `"Credits": 8` (WIRE.md)
-        return Decimal(value)
+    if type(value) is int:  # the vendor's samples write `"Credits": 8` (docs/wire.md)
+        return check_net_decimal(Decimal(value))
     raise InvalidValue(f"expected a decimal number, got {describe(value)}")
+
+
+def _parse_number_with_fraction(text: str) -> Decimal:
+    """A JSON number with a fraction or an exponent, as the exact decimal it spells.
+
+    Json.NET writes decimals in plain notation (docs/wire.md), so an exponent is refused, as the
+    XML codec refuses it: ``1E+1000000`` is no value the server can send, and it would overflow
+    the first sum it takes part in.
+    """
+    if "e" in text or "E" in text:
+        raise InvalidValue(f"{text[:40]!r}: the server writes decimals without an exponent")
+    return net_decimal(text)
 
 
 def _read_bool(value: Any, _: Any) -> bool:
@@ -55,7 +74,7 @@ def _refuse_constant(name: str) -> object:
 
 _structure = Structurer(LeafReaders(int=_read_int, decimal=_read_decimal, bool=_read_bool))
 # Built once: json.loads with keyword arguments would build a new decoder on every call.
-_decoder = json.JSONDecoder(parse_float=Decimal, parse_constant=_refuse_constant)
+_decoder = json.JSONDecoder(parse_float=_parse_number_with_fraction, parse_constant=_refuse_constant)
 _scan_once = _decoder.scan_once  # type: ignore[attr-defined]  # set in JSONDecoder.__init__
 
 

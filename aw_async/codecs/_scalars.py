@@ -16,10 +16,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 __all__ = [
+    "NET_DECIMAL_MAX",
     "InvalidValue",
+    "check_net_decimal",
     "describe",
     "format_datetime",
     "format_decimal",
+    "net_decimal",
     "parse_datetime",
     "parse_decimal_text",
     "parse_int_text",
@@ -128,15 +131,44 @@ def format_datetime(value: datetime) -> str:
     return f"{text}{sign}{hours:02d}:{minutes:02d}"
 
 
-# WIRE.md: "decimal keeps its scale and never uses an exponent"; a comma is never valid.
+# docs/wire.md: "decimal keeps its scale and never uses an exponent"; a comma is never valid.
 _DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+#: The largest magnitude of .NET's ``decimal`` (a 96-bit integer); its scale is 0 to 28.
+NET_DECIMAL_MAX = Decimal(2**96 - 1)
+_NET_DECIMAL_MAX_SCALE = 28
+# A text this short (sign, 28 digits, point) cannot leave .NET's range, so only longer ones are checked.
+_SURELY_IN_RANGE = 29
+
+
+def net_decimal(text: str) -> Decimal:
+    """``Decimal(text)`` for a plain-notation text, refused outside .NET ``decimal``'s range.
+
+    The server cannot send a value .NET's decimal cannot hold; refusing one here also keeps
+    arithmetic on it (a batch's credit ledger) from overflowing Python's decimal context.
+    """
+    value = Decimal(text)
+    if len(text) > _SURELY_IN_RANGE:
+        check_net_decimal(value)
+    return value
+
+
+def check_net_decimal(value: Decimal) -> Decimal:
+    """``value`` if .NET's ``decimal`` can hold it; :class:`InvalidValue` otherwise."""
+    exponent = value.as_tuple().exponent
+    # copy_abs, not abs(): abs() rounds to the context's 28 digits, and .NET's maximum has 29.
+    too_fine = not isinstance(exponent, int) or -exponent > _NET_DECIMAL_MAX_SCALE
+    if too_fine or value.copy_abs() > NET_DECIMAL_MAX:
+        shown = str(value) if len(str(value)) <= 40 else f"{str(value)[:37]}..."
+        raise InvalidValue(f"{shown} is outside the range of .NET's decimal (28 places, about 7.9e28)")
+    return value
 
 
 def parse_decimal_text(text: str, _: object = None) -> Decimal:
     """Read a DataContract ``decimal``: optional minus, digits, optional fraction. Scale is kept."""
     if type(text) is not str or _DECIMAL_TEXT.fullmatch(text) is None:
         raise InvalidValue(f"expected a decimal like 8.50, got {describe(text)}")
-    return Decimal(text)
+    return net_decimal(text)
 
 
 def parse_int_text(text: str, _: object = None) -> int:

@@ -102,7 +102,10 @@ def _utf8_body(data: bytes, charset: str | None) -> bytes:
             encoding = normalize_charset(declared[1].decode("ascii")) if declared else "utf-8"
     if encoding == "utf-8":
         return body  # libxml2 checks the UTF-8 itself
-    return decode_text(body, encoding).encode("utf-8")
+    try:
+        return decode_text(body, encoding).encode("utf-8")
+    except UnicodeEncodeError as exc:  # UTF-7 can decode to a lone surrogate, which XML cannot hold
+        raise DecodeError(f"body is not valid {encoding}: it holds a lone surrogate") from exc
 
 
 class XmlCodec:

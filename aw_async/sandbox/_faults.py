@@ -46,6 +46,8 @@ class Fault:
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     """The body and Content-Type of an ``answer``."""
+    headers: dict[str, str] = attrs.field(factory=dict)
+    """More headers of an ``answer`` (a ``Set-Cookie``, an echoed header)."""
     hits: int = 0
 
     def matches(self, method: str, path: str) -> bool:

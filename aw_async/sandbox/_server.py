@@ -205,9 +205,10 @@ class SandboxServer:
         if fault is not None and fault.kind == "delay" and fault.when == "before":
             await asyncio.sleep(fault.seconds)
         if request.path.lower() == "/oauth/token" and request.method == "POST":
-            return await self._token(request)
-        status, value = self._answer(request, await request.read())
-        body, content_type = self._encode(request, value)
+            status, body, content_type = await self._token(request)
+        else:
+            status, value = self._answer(request, await request.read())
+            body, content_type = self._encode(request, value)
         if fault is not None:
             if fault.kind in _ANSWERS_INSTEAD:
                 return await self._fail(request, fault)  # processed, then the answer is lost
@@ -225,12 +226,14 @@ class SandboxServer:
         except Refusal as refusal:
             return refusal.status, ErrorBody(message=refusal.message, model_state=refusal.model_state)
 
-    async def _token(self, request: web.Request) -> web.Response:
+    async def _token(self, request: web.Request) -> tuple[int, bytes, str]:
+        """The OAuth token endpoint: (status, JSON body, Content-Type)."""
         form = {key: str(value) for key, value in (await request.post()).items()}
         try:
-            return web.json_response(self.state.refresh(form))
+            status, document = 200, self.state.refresh(form)
         except Refusal as refusal:
-            return web.json_response({"error": refusal.message}, status=refusal.status)
+            status, document = refusal.status, {"error": refusal.message}
+        return status, json.dumps(document).encode(), "application/json; charset=utf-8"
 
     def _route(self, request: web.Request) -> Endpoint[Any]:
         path = request.path.lower()  # Web API's routing is case-insensitive (API.md)
@@ -281,7 +284,9 @@ class SandboxServer:
             return web.Response(status=500)  # never reaches the client
         if fault.kind == "answer":
             return web.Response(
-                status=fault.status, body=fault.body, headers={"Content-Type": fault.content_type}
+                status=fault.status,
+                body=fault.body,
+                headers={"Content-Type": fault.content_type, **fault.headers},
             )
         headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
         if fault.kind == "rate_limit":
