@@ -233,7 +233,6 @@ async def test_a_refresh_is_never_sent_twice_when_its_outcome_is_unknown(
     "body",
     [
         {"token_type": "bearer", "expires_in": 1200, "refresh_token": "r"},
-        {"access_token": "a", "expires_in": 1200},
         {"access_token": 5, "refresh_token": "r", "expires_in": 1200},
     ],
 )
@@ -246,6 +245,17 @@ async def test_a_malformed_token_response_is_a_decode_error(
     async with AdultWorkClient(make_token()) as aw:
         with pytest.raises(DecodeError, match="token response"):
             await aw.credit_history.get_current_credit_balance()
+
+
+async def test_an_answer_without_a_new_refresh_token_keeps_the_old_one(mock_api: aioresponses) -> None:
+    # RFC 6749, section 6: the server MAY issue a new refresh token; when it does not, the old one
+    # stays valid, and the access token of the answer is used.
+    saved: list[TokenSet] = []
+    mock_api.post(TOKEN_URL, payload={"access_token": "a", "expires_in": 1200})
+    mock_api.get(BALANCE_URL, body=b"2")
+    async with AdultWorkClient(make_token(on_refresh=saved.append)) as aw:
+        assert await aw.credit_history.get_current_credit_balance() == Decimal(2)
+    assert [(t.access_token, t.refresh_token) for t in saved] == [("a", FIRST_REFRESH)]
 
 
 async def test_no_secret_in_reprs_errors_or_logs(
