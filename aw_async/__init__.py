@@ -14,7 +14,15 @@ from ._client import PRODUCTION_URL, SANDBOX_URL, AdultWorkClient, Format
 from ._oauth import TOKEN_URL, TokenSet
 from ._tokens import RefreshingToken, StaticToken
 from ._version import __version__
-from .models import BookingStatus, CallMethod, MadeBooking, PhoneChatBookingUser
+from .models import (
+    BookingStatus,
+    CallMethod,
+    MadeBooking,
+    MadeBookingsPage,
+    PhoneChatBookingUser,
+    PhoneChatMethod,
+    UserBookingRequirements,
+)
 
 __all__ = [
     "PRODUCTION_URL",
@@ -25,10 +33,13 @@ __all__ = [
     "CallMethod",
     "Format",
     "MadeBooking",
+    "MadeBookingsPage",
     "PhoneChatBookingUser",
+    "PhoneChatMethod",
     "RefreshingToken",
     "RescheduleOutcome",
     "StaticToken",
     "TokenSet",
+    "UserBookingRequirements",
     "__version__",
 ]

@@ -12,7 +12,6 @@ that changes state and may have left is reported as :class:`~aw_async.errors.Out
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from ._endpoints import Endpoint
@@ -39,10 +38,8 @@ class Api:
         self.settings = settings
         self.codecs = codecs
 
-    async def call(
-        self, endpoint: Endpoint[R], params: Mapping[str, int | str], *, as_user: int | None = None
-    ) -> R:
-        """Call ``endpoint`` and return its typed answer.
+    async def call(self, endpoint: Endpoint[R], params: object, *, as_user: int | None = None) -> R:
+        """Call ``endpoint`` with ``params`` (its request model) and return its typed answer.
 
         A 401 gets one more try after the token provider replaces the refused token (a 401 means
         the request was not processed, so this holds for RescheduleMadeBooking too).

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from ._api import Api
 from ._endpoints import GET_CURRENT_CREDIT_BALANCE
+from ._requests import NoParameters
 
 __all__ = ["CreditHistoryService"]
 
@@ -22,4 +23,4 @@ class CreditHistoryService:
         Raises:
             ApiError, TransportError, DecodeError: see :mod:`aw_async.errors`.
         """
-        return await self._api.call(GET_CURRENT_CREDIT_BALANCE, {})
+        return await self._api.call(GET_CURRENT_CREDIT_BALANCE, NoParameters())

@@ -1,8 +1,10 @@
-"""The API operations aw_async calls, as declarations (API.md, "The endpoints aw_async needs").
+"""The API operations aw_async calls, as declarations (docs/api.md, "The endpoints").
 
-An endpoint is data, not a code path: the protocol layer builds every request from these fields and
-the transport reads ``idempotent`` to decide what it may retry. Adding CancelMadeBooking is one more
-declaration here and one service method.
+An endpoint is data, not a code path: the protocol layer builds every request from these fields
+(its query string or JSON body from the ``request`` model's contract), the transport reads
+``idempotent`` to decide what it may retry, and the sandbox dispatches on the declaration itself.
+Adding an operation is a declaration here, a service method, and a sandbox handler
+(docs/adding-an-operation.md).
 """
 
 from __future__ import annotations
@@ -12,11 +14,28 @@ from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
-from .models import MadeBooking
+from ._requests import (
+    CancelMadeBookingRequest,
+    CreateBookingRequest,
+    MadeBookingDetailsQuery,
+    MadeBookingsQuery,
+    NoParameters,
+    RescheduleMadeBookingRequest,
+    UserBookingRequirementsQuery,
+)
+from .models import (
+    MadeBooking,
+    MadeBookingsPage,
+    UserBookingRequirements,
+)
 
 __all__ = [
+    "CANCEL_MADE_BOOKING",
+    "CREATE_BOOKING",
     "ENDPOINTS",
     "GET_CURRENT_CREDIT_BALANCE",
+    "GET_USER_BOOKING_REQUIREMENTS",
+    "MADE_BOOKINGS",
     "MADE_BOOKING_DETAILS",
     "RESCHEDULE_MADE_BOOKING",
     "Endpoint",
@@ -32,7 +51,8 @@ CREDITS_HISTORY_SCOPE = "account_credits_history"
 class Endpoint(Generic[R]):
     """One operation of the API.
 
-    Parameters go in the query string for GET and in a JSON body for POST (the vendor's pages).
+    The ``request`` model's members go in the query string of a GET and in the JSON body of a
+    POST (the vendor's pages).
     """
 
     name: str
@@ -40,9 +60,11 @@ class Endpoint(Generic[R]):
     path: str
     scope: str
     """The OAuth scope the access token needs; a 403 names it."""
+    request: type
+    """The request model: what the call sends, by its contract's wire names."""
     response: type[R]
     idempotent: bool
-    """Safe to send twice. RescheduleMadeBooking is not: it creates a booking and spends credits."""
+    """Safe to send twice. An operation that creates or changes a booking is not."""
     group_path: str | None = None
     """The ``/v1/Groups/...`` variant, where a group manager acts for a member (``UserID``)."""
 
@@ -52,6 +74,7 @@ RESCHEDULE_MADE_BOOKING: Endpoint[MadeBooking] = Endpoint(
     method="POST",
     path="/v1/PhoneChat/RescheduleMadeBooking",
     scope=PHONECHAT_BOOKINGS_SCOPE,
+    request=RescheduleMadeBookingRequest,
     response=MadeBooking,
     idempotent=False,
 )
@@ -61,9 +84,51 @@ MADE_BOOKING_DETAILS: Endpoint[MadeBooking] = Endpoint(
     method="GET",
     path="/v1/PhoneChat/MadeBookingDetails",
     scope=PHONECHAT_BOOKINGS_SCOPE,
+    request=MadeBookingDetailsQuery,
     response=MadeBooking,
     idempotent=True,
     group_path="/v1/Groups/PhoneChat/MadeBookingDetails",
+)
+
+MADE_BOOKINGS: Endpoint[MadeBookingsPage] = Endpoint(
+    name="MadeBookings",
+    method="GET",
+    path="/v1/PhoneChat/MadeBookings",
+    scope=PHONECHAT_BOOKINGS_SCOPE,
+    request=MadeBookingsQuery,
+    response=MadeBookingsPage,
+    idempotent=True,
+    group_path="/v1/Groups/PhoneChat/MadeBookings",
+)
+
+CREATE_BOOKING: Endpoint[MadeBooking] = Endpoint(
+    name="CreateBooking",
+    method="POST",
+    path="/v1/PhoneChat/CreateBooking",
+    scope=PHONECHAT_BOOKINGS_SCOPE,
+    request=CreateBookingRequest,
+    response=MadeBooking,  # inferred: every sibling operation answers with the booking
+    idempotent=False,
+)
+
+CANCEL_MADE_BOOKING: Endpoint[MadeBooking] = Endpoint(
+    name="CancelMadeBooking",
+    method="POST",
+    path="/v1/PhoneChat/CancelMadeBooking",
+    scope=PHONECHAT_BOOKINGS_SCOPE,
+    request=CancelMadeBookingRequest,
+    response=MadeBooking,
+    idempotent=False,
+)
+
+GET_USER_BOOKING_REQUIREMENTS: Endpoint[UserBookingRequirements] = Endpoint(
+    name="GetUserBookingRequirements",
+    method="GET",
+    path="/v1/PhoneChat/GetUserBookingRequirements",
+    scope=PHONECHAT_BOOKINGS_SCOPE,
+    request=UserBookingRequirementsQuery,
+    response=UserBookingRequirements,
+    idempotent=True,
 )
 
 GET_CURRENT_CREDIT_BALANCE: Endpoint[Decimal] = Endpoint(
@@ -71,6 +136,7 @@ GET_CURRENT_CREDIT_BALANCE: Endpoint[Decimal] = Endpoint(
     method="GET",
     path="/v1/CreditHistory/GetCurrentCreditBalance",
     scope=CREDITS_HISTORY_SCOPE,
+    request=NoParameters,
     response=Decimal,
     idempotent=True,
 )
@@ -78,5 +144,9 @@ GET_CURRENT_CREDIT_BALANCE: Endpoint[Decimal] = Endpoint(
 ENDPOINTS: tuple[Endpoint[Any], ...] = (
     RESCHEDULE_MADE_BOOKING,
     MADE_BOOKING_DETAILS,
+    MADE_BOOKINGS,
+    CREATE_BOOKING,
+    CANCEL_MADE_BOOKING,
+    GET_USER_BOOKING_REQUIREMENTS,
     GET_CURRENT_CREDIT_BALANCE,
 )

@@ -9,7 +9,6 @@ it is tested without an event loop (the design of gidgethub's ``sansio``).
 from __future__ import annotations
 
 import email.utils
-import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -19,7 +18,7 @@ import attrs
 
 from ._endpoints import Endpoint
 from ._redact import excerpt, redact, redact_url, scrub_exception
-from .codecs import BUILT_IN_CODECS, CodecSet
+from .codecs import BUILT_IN_CODECS, CodecSet, JsonCodec, encode_query
 from .errors import (
     ApiError,
     AuthenticationError,
@@ -45,6 +44,8 @@ __all__ = [
 R = TypeVar("R")
 
 _JSON_BODY = "application/json; charset=utf-8"  # "serialized JSON in the request body" (the vendor)
+#: Request bodies are JSON whatever format the answers come in (docs/api.md), written by contract.
+_JSON = JsonCodec()
 
 
 @attrs.frozen(repr=False)
@@ -98,7 +99,7 @@ class RequestSettings:
 
 def build_request(
     endpoint: Endpoint[Any],
-    params: Mapping[str, int | str],
+    request: object,
     *,
     settings: RequestSettings,
     token: str,
@@ -107,30 +108,38 @@ def build_request(
     """The request for one call of ``endpoint``.
 
     Args:
-        params: the operation's parameters by wire name (``{"BookingID": 2}``): the query string of
-            a GET, the JSON body of a POST.
-        token: the access token, sent as ``Authorization: bearer <token>`` (API.md).
+        request: the operation's request model (``endpoint.request``): written by its contract as
+            the query string of a GET, or as the JSON body of a POST (exact decimals, server-local
+            datetimes), by the codec layer.
+        token: the access token, sent as ``Authorization: bearer <token>`` (docs/api.md).
         as_user: call the group-manager variant for this member (``UserID``).
+
+    Raises:
+        TypeError: ``request`` is not the endpoint's request model.
+        ValueError: ``as_user`` for an endpoint that has no group-manager variant.
     """
+    if type(request) is not endpoint.request:
+        raise TypeError(f"{endpoint.name} takes a {endpoint.request.__name__}, not {type(request).__name__}")
     path = endpoint.path
+    query: dict[str, str] = {}
     if as_user is not None:
         if endpoint.group_path is None:
             raise ValueError(f"{endpoint.name} has no group-manager variant")
         path = endpoint.group_path
-        params = {"UserID": as_user, **params}
-    query: dict[str, int | str] = dict(params) if endpoint.method == "GET" else {}
+        query["UserID"] = str(as_user)
+    body = None
+    # Lower-case "bearer", as in every vendor sample.
+    headers = {"Authorization": f"bearer {token}", **settings.static_headers}
+    if endpoint.method == "GET":
+        query.update(encode_query(request))
+    else:
+        headers["Content-Type"] = _JSON_BODY
+        body = _JSON.encode(request)
     if settings.api_key is not None:
         query["apiKey"] = settings.api_key
     url = settings.base_url.rstrip("/") + path
     if query:
         url += "?" + urlencode(query)
-    # Lower-case "bearer", as in every vendor sample.
-    headers = {"Authorization": f"bearer {token}", **settings.static_headers}
-    body = None
-    if endpoint.method == "POST":
-        headers["Content-Type"] = _JSON_BODY
-        # Parameters are ints and strs, which json.dumps writes as Json.NET would (and in C).
-        body = json.dumps(params, separators=(",", ":"), ensure_ascii=False).encode()
     secrets = tuple(s for s in (token, settings.api_key) if s)
     return Request(endpoint.method, url, headers, body, endpoint.idempotent, secrets)
 

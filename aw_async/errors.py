@@ -5,9 +5,14 @@
     AdultWorkError                      every error aw_async raises
     ├── DecodeError                     a body that is malformed, hostile or of the wrong shape
     ├── EncodeError                     a value the wire format cannot carry
+    ├── InvalidRequestError             an argument breaks a documented rule (also a ValueError)
     ├── PreconditionError               a documented prerequisite failed; nothing was sent
     │   ├── SessionNotPassedError       the booking's SessionDate has not passed yet
-    │   └── InsufficientCreditsError    the balance does not cover the booking's credits
+    │   ├── InsufficientCreditsError    the balance does not cover the booking's credits
+    │   ├── BookingStatusError          the booking's status forbids the call (cancelled already)
+    │   ├── SessionPassedError          a confirmed booking's session has passed: too late to cancel
+    │   ├── OfferTooLowError            the credits offered are below the user's price per minute
+    │   └── AlreadyRescheduledError     the journal says the booking was rescheduled already
     ├── ClientClosedError               a call on a client after aclose() (also a RuntimeError)
     ├── TokenNotSavedError              on_refresh failed to save a rotated refresh token
     ├── UnexpectedError                 a failure aw_async did not foresee (a bug): the cause says
@@ -37,19 +42,24 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AdultWorkError",
+    "AlreadyRescheduledError",
     "ApiError",
     "AuthenticationError",
+    "BookingStatusError",
     "ClientClosedError",
     "DecodeError",
     "EncodeError",
     "InsufficientCreditsError",
+    "InvalidRequestError",
     "NotFoundError",
+    "OfferTooLowError",
     "OutcomeUnknownError",
     "PermissionDeniedError",
     "PreconditionError",
     "RateLimitError",
     "ServerError",
     "SessionNotPassedError",
+    "SessionPassedError",
     "TokenNotSavedError",
     "TransportError",
     "UnexpectedError",
@@ -106,8 +116,90 @@ class UnexpectedError(AdultWorkError):
     original is the ``__cause__``. Nothing but an :class:`AdultWorkError` leaves a call."""
 
 
+class InvalidRequestError(AdultWorkError, ValueError):
+    """An argument breaks a rule the vendor documents; nothing was sent.
+
+    Attributes:
+        field: the wire name of the offending field (``Duration``, ``PhoneNumber``).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
 class PreconditionError(AdultWorkError):
     """A documented prerequisite of a call failed, so the call was not sent."""
+
+
+class BookingStatusError(PreconditionError):
+    """The booking's status forbids the call: a cancelled or rejected booking cannot be cancelled.
+
+    Attributes:
+        booking_id: the booking.
+        status: its status.
+    """
+
+    def __init__(self, booking_id: int, status: object, action: str = "cancelled") -> None:
+        shown = getattr(status, "value", status)
+        super().__init__(f"booking {booking_id} cannot be {action}: it is {shown}")
+        self.booking_id = booking_id
+        self.status = status
+
+
+class SessionPassedError(PreconditionError):
+    """A confirmed booking can be cancelled only before its session; this one has passed.
+
+    Attributes:
+        booking_id: the booking.
+        session_date: its SessionDate as the server sent it (naive means server-local time).
+        now: the time it was compared with, aware.
+    """
+
+    def __init__(self, booking_id: int, session_date: datetime, now: datetime) -> None:
+        super().__init__(
+            f"booking {booking_id} is confirmed and its session ({session_date.isoformat()}) has passed "
+            f"(now {now.isoformat(timespec='seconds')}): it can no longer be cancelled"
+        )
+        self.booking_id = booking_id
+        self.session_date = session_date
+        self.now = now
+
+
+class OfferTooLowError(PreconditionError):
+    """The credits offered are below what the booked user asks: ``PhoneChatPPM x Duration``.
+
+    Attributes:
+        required: the least the user accepts for that duration.
+        offered: the credits offered.
+    """
+
+    def __init__(self, book_user_id: int, required: Decimal, offered: Decimal) -> None:
+        super().__init__(
+            f"user {book_user_id} asks at least {required} credits for this duration; {offered} were offered"
+        )
+        self.book_user_id = book_user_id
+        self.required = required
+        self.offered = offered
+
+
+class AlreadyRescheduledError(PreconditionError):
+    """The journal says this booking was rescheduled already; nothing was sent.
+
+    Pass ``force=True`` to reschedule it again on purpose.
+
+    Attributes:
+        booking_id: the booking.
+        new_booking_id: the booking it was rescheduled into.
+    """
+
+    def __init__(self, booking_id: int, new_booking_id: int) -> None:
+        super().__init__(
+            f"booking {booking_id} was already rescheduled into booking {new_booking_id}; "
+            "pass force=True to reschedule it again"
+        )
+        self.booking_id = booking_id
+        self.new_booking_id = new_booking_id
 
 
 class SessionNotPassedError(PreconditionError):

@@ -26,7 +26,10 @@ __all__ = [
     "CallMethod",
     "ErrorBody",
     "MadeBooking",
+    "MadeBookingsPage",
     "PhoneChatBookingUser",
+    "PhoneChatMethod",
+    "UserBookingRequirements",
 ]
 
 
@@ -119,3 +122,39 @@ class ErrorBody:
     inner: ErrorBody | None = None
     # A dict cannot be hashed; leaving it out of the hash keeps ErrorBody hashable.
     model_state: dict[str, list[str]] = attrs.field(factory=dict, hash=False)
+
+
+@attrs.frozen(kw_only=True)
+class MadeBookingsPage:
+    """One page of MadeBookings: the bookings the user made, newest first by default.
+
+    A page past the last one has no bookings. A server that answers with a bare list instead of
+    this envelope gives a single page (``page_number`` 1 of 1, ``bookings_per_page`` None).
+    """
+
+    page_count: int
+    """The total number of pages in the result set."""
+    page_number: int
+    """The number of this page, from 1."""
+    bookings_per_page: int | None = None
+    bookings: tuple[MadeBooking, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class PhoneChatMethod:
+    """A way of calling that a user offers for PhoneChat bookings (``aws:PhoneChatMethod``)."""
+
+    method: CallMethod | int
+    description: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class UserBookingRequirements:
+    """What a user requires of a PhoneChat booking made with them (GetUserBookingRequirements).
+
+    ``phone_chat_ppm`` is the price per minute in credits, None when the user has set none: an
+    offer's ``credits`` must then be at least ``phone_chat_ppm * duration``.
+    """
+
+    methods: tuple[PhoneChatMethod, ...] = ()
+    phone_chat_ppm: Decimal | None = None

@@ -22,6 +22,7 @@ from aw_async._protocol import (
     decipher_response,
     parse_retry_after,
 )
+from aw_async._requests import MadeBookingDetailsQuery, RescheduleMadeBookingRequest
 from aw_async.codecs import BUILT_IN_CODECS
 from aw_async.errors import (
     ApiError,
@@ -48,7 +49,7 @@ TOKEN = "tok-123456"
 def details_request(**settings: str) -> Request:
     return build_request(
         MADE_BOOKING_DETAILS,
-        {"BookingID": 7},
+        MadeBookingDetailsQuery(booking_id=7),
         settings=RequestSettings(**{**vars_of(SETTINGS), **settings}),
         token=TOKEN,
     )
@@ -77,7 +78,9 @@ def test_a_get_carries_its_parameters_in_the_query() -> None:
 
 
 def test_a_post_carries_a_json_body() -> None:
-    request = build_request(RESCHEDULE_MADE_BOOKING, {"BookingID": 1}, settings=SETTINGS, token=TOKEN)
+    request = build_request(
+        RESCHEDULE_MADE_BOOKING, RescheduleMadeBookingRequest(booking_id=1), settings=SETTINGS, token=TOKEN
+    )
     assert request.method == "POST"
     assert request.url == "https://api-sandbox.adultwork.com/v1/PhoneChat/RescheduleMadeBooking"
     assert request.headers["Content-Type"] == "application/json; charset=utf-8"
@@ -94,7 +97,7 @@ def test_the_api_key_goes_in_the_query_and_nowhere_visible() -> None:
     assert TOKEN not in repr(request)
     post = build_request(
         RESCHEDULE_MADE_BOOKING,
-        {"BookingID": 1},
+        RescheduleMadeBookingRequest(booking_id=1),
         settings=RequestSettings(**{**vars_of(SETTINGS), "api_key": "k"}),
         token=TOKEN,
     )
@@ -104,13 +107,23 @@ def test_the_api_key_goes_in_the_query_and_nowhere_visible() -> None:
 
 def test_the_group_manager_variant() -> None:
     request = build_request(
-        MADE_BOOKING_DETAILS, {"BookingID": 7}, settings=SETTINGS, token=TOKEN, as_user=42
+        MADE_BOOKING_DETAILS,
+        MadeBookingDetailsQuery(booking_id=7),
+        settings=SETTINGS,
+        token=TOKEN,
+        as_user=42,
     )
     assert request.url == (
         "https://api-sandbox.adultwork.com/v1/Groups/PhoneChat/MadeBookingDetails?UserID=42&BookingID=7"
     )
     with pytest.raises(ValueError, match="no group-manager variant"):
-        build_request(RESCHEDULE_MADE_BOOKING, {"BookingID": 1}, settings=SETTINGS, token=TOKEN, as_user=42)
+        build_request(
+            RESCHEDULE_MADE_BOOKING,
+            RescheduleMadeBookingRequest(booking_id=1),
+            settings=SETTINGS,
+            token=TOKEN,
+            as_user=42,
+        )
 
 
 def test_endpoints_declare_their_scopes() -> None:

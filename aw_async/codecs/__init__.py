@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from ._base import DEFAULT_MAX_BODY_BYTES, Codec, CodecSet, parse_media_type
 from ._json import JsonCodec
+from ._query import decode_query, encode_query
 from ._xml import XmlCodec
 
 __all__ = [
@@ -24,6 +25,8 @@ __all__ = [
     "JsonCodec",
     "XmlCodec",
     "codec_for",
+    "decode_query",
+    "encode_query",
     "parse_media_type",
 ]
 

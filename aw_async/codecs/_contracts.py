@@ -4,7 +4,13 @@ This is the one place where ``booking_id`` becomes ``BookingID``. Both codecs an
 (decode and encode) read these tables; the models themselves know nothing of the wire.
 
 A contract lists its members in the model's declaration order, which is Json.NET's order, and in
-DataContractSerializer's order: base-class members first, then ordinal by name (WIRE.md, "XML").
+DataContractSerializer's order: base-class members first, then ordinal by name (docs/wire.md, "XML").
+
+Some shapes are not documented by the vendor and are inferred (docs/api.md, "What is inferred"):
+the MadeBookings envelope, UserBookingRequirements and PhoneChatMethod. Their names and their
+namespace live in :data:`INFERRED` below, one line each, so that a correction is a one-line change;
+an XML reader matches their root by nothing and their members by local name in whatever namespace
+the document gives them.
 """
 
 from __future__ import annotations
@@ -12,16 +18,35 @@ from __future__ import annotations
 import enum
 import types
 import typing
+from datetime import datetime
 from typing import Any
 
 import attrs
 
-from ..models import ErrorBody, MadeBooking, PhoneChatBookingUser
+from .._requests import (
+    CancelMadeBookingRequest,
+    CreateBookingRequest,
+    MadeBookingDetailsQuery,
+    MadeBookingsQuery,
+    NoParameters,
+    RescheduleMadeBookingRequest,
+    UserBookingRequirementsQuery,
+)
+from ..models import (
+    ErrorBody,
+    MadeBooking,
+    MadeBookingsPage,
+    PhoneChatBookingUser,
+    PhoneChatMethod,
+    UserBookingRequirements,
+)
 
 __all__ = [
     "BOOKINGS_NS",
     "CONTRACTS",
+    "INFERRED",
     "MADE_NS",
+    "PHONECHAT_NS",
     "PROFILE_NS",
     "SERIALIZATION_NS",
     "XSI_NS",
@@ -38,6 +63,27 @@ _DATACONTRACT = "http://schemas.datacontract.org/2004/07/"
 MADE_NS = _DATACONTRACT + "API.Models.PhoneChat.Bookings.Made"
 BOOKINGS_NS = _DATACONTRACT + "API.Models.PhoneChat.Bookings"
 PROFILE_NS = _DATACONTRACT + "API.Models.Profile"
+PHONECHAT_NS = _DATACONTRACT + "API.Models.PhoneChat"
+
+
+@attrs.frozen
+class Inferred:
+    """The wire names of a shape the vendor does not document (docs/api.md, "What is inferred")."""
+
+    name: str
+    namespace: str
+    members: dict[str, str] = attrs.field(factory=dict)
+    """attribute -> wire name, where the usual PascalCase rule is not the inference."""
+
+
+#: Every inferred name, in one place: correct one here and both codecs follow.
+INFERRED: dict[type, Inferred] = {
+    MadeBookingsPage: Inferred("MadeBookingsPage", PHONECHAT_NS),
+    UserBookingRequirements: Inferred(
+        "UserBookingRequirements", PHONECHAT_NS, {"phone_chat_ppm": "PhoneChatPPM"}
+    ),
+    PhoneChatMethod: Inferred("PhoneChatMethod", PHONECHAT_NS),
+}
 
 
 class Kind(enum.Enum):
@@ -45,6 +91,7 @@ class Kind(enum.Enum):
 
     SCALAR = "scalar"
     OBJECT = "object"  # a nested contract
+    LIST = "list"  # a collection of a nested contract's items
     MAP = "map"  # HttpError's ModelState: one child element per key
 
 
@@ -57,9 +104,11 @@ class Member:
     namespace: str
     kind: Kind
     model: type | None
-    """The nested model, for :attr:`Kind.OBJECT` members."""
+    """The nested model, for :attr:`Kind.OBJECT` members; the item's, for :attr:`Kind.LIST`."""
     inherited: bool
     """Declared on a base class, which DataContractSerializer writes first."""
+    minutes: bool = False
+    """A request datetime: server-local, written ``YYYY-MM-DD HH:MM`` (docs/api.md)."""
 
     @property
     def clark(self) -> str:
@@ -76,9 +125,15 @@ class Contract:
     namespace: str
     members: tuple[Member, ...]
     http_error: bool = False
-    """ASP.NET's ``HttpError`` is a dictionary, not a data contract (API.md, "Error bodies"): it
-    writes only the keys it has, in insertion order, an empty element stands for null, and
+    """ASP.NET's ``HttpError`` is a dictionary, not a data contract (docs/api.md, "Error bodies"):
+    it writes only the keys it has, in insertion order, an empty element stands for null, and
     ``ModelState`` is a map whose keys are element names."""
+    inferred: bool = False
+    """An undocumented shape: a reader depends on neither its root's name nor its namespace."""
+    bare_list: str | None = None
+    """The list member a bare list answer (``[...]``, ``ArrayOfMadeBooking``) fills, as one page."""
+    bare_list_defaults: dict[str, Any] = attrs.field(factory=dict, eq=False)
+    """The other members of a page a bare list stands for (page 1 of 1)."""
 
     by_attribute: dict[str, Member] = attrs.field(init=False, eq=False, repr=False)
     by_clark: dict[str, Member] = attrs.field(init=False, eq=False, repr=False)
@@ -110,6 +165,8 @@ def _kind_of(annotation: Any) -> tuple[Kind, type | None]:
             return Kind.OBJECT, arg
         if typing.get_origin(arg) is dict:
             return Kind.MAP, None
+        if typing.get_origin(arg) is tuple:
+            return Kind.LIST, typing.get_args(arg)[0]
     return Kind.SCALAR, None
 
 
@@ -121,8 +178,12 @@ def _contract(
     inherited: tuple[str, ...] = (),
     inherited_namespace: str = "",
     http_error: bool = False,
+    request: bool = False,
+    bare_list: str | None = None,
+    bare_list_defaults: dict[str, Any] | None = None,
 ) -> Contract:
-    renames = renames or {}
+    inferred = INFERRED.get(model)
+    renames = {**(inferred.members if inferred else {}), **(renames or {})}
     members = []
     for field in attrs.fields(attrs.resolve_types(model)):
         kind, nested = _kind_of(field.type)
@@ -135,14 +196,18 @@ def _contract(
                 kind=kind,
                 model=nested,
                 inherited=is_inherited,
+                minutes=request and field.type in (datetime, datetime | None),
             )
         )
     return Contract(
         model=model,
-        name=model.__name__ if not http_error else "Error",
+        name=inferred.name if inferred else model.__name__ if not http_error else "Error",
         namespace=namespace,
         members=tuple(members),
         http_error=http_error,
+        inferred=inferred is not None,
+        bare_list=bare_list,
+        bare_list_defaults=bare_list_defaults or {},
     )
 
 
@@ -158,6 +223,27 @@ CONTRACTS: dict[type, Contract] = {
         ),
         _contract(MadeBooking, namespace=MADE_NS),
         _contract(ErrorBody, namespace="", renames={"inner": "InnerException"}, http_error=True),
+        _contract(
+            MadeBookingsPage,
+            namespace=INFERRED[MadeBookingsPage].namespace,
+            bare_list="bookings",
+            bare_list_defaults={"page_count": 1, "page_number": 1},
+        ),
+        _contract(UserBookingRequirements, namespace=INFERRED[UserBookingRequirements].namespace),
+        _contract(PhoneChatMethod, namespace=INFERRED[PhoneChatMethod].namespace),
+        # Requests: JSON bodies and query strings, never XML (docs/api.md, "Hosts, versions, headers").
+        *(
+            _contract(request, namespace=PHONECHAT_NS, request=True)
+            for request in (
+                NoParameters,
+                MadeBookingDetailsQuery,
+                MadeBookingsQuery,
+                UserBookingRequirementsQuery,
+                RescheduleMadeBookingRequest,
+                CancelMadeBookingRequest,
+                CreateBookingRequest,
+            )
+        ),
     )
 }
 

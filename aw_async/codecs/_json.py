@@ -12,7 +12,7 @@ None, non-ASCII text as is, and a decimal point on every decimal (``8`` is writt
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -25,8 +25,10 @@ from ._scalars import (
     InvalidValue,
     check_net_decimal,
     describe,
+    format_date,
     format_datetime,
     format_decimal,
+    format_minutes,
     net_decimal,
 )
 from ._structure import LeafReaders, Structurer
@@ -146,7 +148,7 @@ class JsonCodec:
         """
         try:
             return _write(value).encode("utf-8")
-        except (InvalidValue, UnicodeEncodeError) as exc:
+        except (InvalidValue, UnicodeEncodeError) as exc:  # TypeError stays: a value of no model
             raise EncodeError(f"cannot encode as JSON: {exc}") from exc
 
 
@@ -166,14 +168,20 @@ def _write(value: object) -> str:
         return format_decimal(value, point=True)
     if isinstance(value, datetime):
         return f'"{format_datetime(value)}"'
+    if isinstance(value, date):
+        return f'"{format_date(value)}"'
     if isinstance(value, dict):
         return "{" + ",".join(f"{_encode_string(str(k))}:{_write(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_write(item) for item in value) + "]"
     if attrs.has(type(value)):
         contract = contract_for(type(value))
-        members = ((m.wire, getattr(value, m.attribute)) for m in contract.members)
-        if contract.http_error:  # HttpError writes only the keys it has (API.md)
-            members = ((wire, v) for wire, v in members if v is not None and v != {})
-        return "{" + ",".join(f'"{wire}":{_write(v)}' for wire, v in members) + "}"
+        parts = []
+        for member in contract.members:
+            item = getattr(value, member.attribute)
+            if contract.http_error and (item is None or item == {}):
+                continue  # HttpError writes only the keys it has (docs/api.md, "Error bodies")
+            text = f'"{format_minutes(item)}"' if member.minutes and item is not None else _write(item)
+            parts.append(f'"{member.wire}":{text}')
+        return "{" + ",".join(parts) + "}"
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")

@@ -12,7 +12,7 @@ here accepts exactly the server's forms and raises :class:`InvalidValue` for any
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 __all__ = [
@@ -20,12 +20,16 @@ __all__ = [
     "InvalidValue",
     "check_net_decimal",
     "describe",
+    "format_date",
     "format_datetime",
     "format_decimal",
+    "format_minutes",
     "net_decimal",
+    "parse_date",
     "parse_datetime",
     "parse_decimal_text",
     "parse_int_text",
+    "parse_minutes",
     "read_optional_datetime",
 ]
 
@@ -202,3 +206,45 @@ def format_decimal(value: Decimal, *, point: bool) -> str:
     if point and "." not in text:
         text += ".0"
     return text
+
+
+# Requests carry datetimes as `YYYY-MM-DD HH:MM`, server-local (docs/api.md, "CreateBooking request"),
+# and dates as `YYYY-MM-DD` (MadeBookings' StartDate).
+_MINUTES_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}")
+_DATE_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def format_minutes(value: datetime) -> str:
+    """A request datetime: ``YYYY-MM-DD HH:MM``. It must be naive (server-local) already.
+
+    Raises:
+        InvalidValue: ``value`` is aware (the service converts to server-local time first).
+    """
+    if value.tzinfo is not None:
+        raise InvalidValue(f"a request datetime is server-local and naive, got {value.isoformat()}")
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d} {value.hour:02d}:{value.minute:02d}"
+
+
+def parse_minutes(text: str) -> datetime:
+    """Read a request datetime, ``YYYY-MM-DD HH:MM``, as a naive datetime."""
+    if _MINUTES_SHAPE.fullmatch(text) is None:
+        raise InvalidValue(f"expected a datetime like 2018-01-25 14:32, got {describe(text)}")
+    try:
+        return datetime.strptime(text, "%Y-%m-%d %H:%M")
+    except ValueError as exc:
+        raise InvalidValue(f"impossible datetime {text!r}") from exc
+
+
+def format_date(value: date) -> str:
+    """A request date: ``YYYY-MM-DD``."""
+    return f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+
+
+def parse_date(text: str) -> date:
+    """Read a request date, ``YYYY-MM-DD``."""
+    if _DATE_SHAPE.fullmatch(text) is None:
+        raise InvalidValue(f"expected a date like 2018-01-25, got {describe(text)}")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise InvalidValue(f"impossible date {text!r}") from exc

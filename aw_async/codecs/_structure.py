@@ -15,19 +15,31 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import attrs
 from cattrs import Converter
-from cattrs.errors import AttributeValidationNote, ClassValidationError
+from cattrs.errors import (
+    AttributeValidationNote,
+    ClassValidationError,
+    IterableValidationError,
+    IterableValidationNote,
+)
 from cattrs.gen import make_dict_structure_fn, override
 
 from ..errors import DecodeError
 from ..models import BookingStatus, CallMethod
 from ._contracts import CONTRACTS, Contract
-from ._scalars import InvalidValue, describe, parse_datetime, read_optional_datetime
+from ._scalars import (
+    InvalidValue,
+    describe,
+    parse_date,
+    parse_datetime,
+    parse_minutes,
+    read_optional_datetime,
+)
 
 __all__ = ["SCALARS", "LeafReaders", "Structurer", "make_converter"]
 
@@ -61,6 +73,23 @@ def _read_datetime(value: Any, _: Any) -> datetime:
     if type(value) is not str:
         raise InvalidValue(f"expected a datetime string, got {describe(value)}")
     return parse_datetime(value)
+
+
+def _read_minutes(value: Any, _: Any) -> datetime | None:
+    """A request datetime, ``YYYY-MM-DD HH:MM`` (server-local, naive); None stays None."""
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise InvalidValue(f"expected a datetime like 2018-01-25 14:32, got {describe(value)}")
+    return parse_minutes(value)
+
+
+def _read_date(value: Any, _: Any) -> date | None:
+    if value is None:
+        return None
+    if type(value) is not str:
+        raise InvalidValue(f"expected a date like 2018-01-25, got {describe(value)}")
+    return parse_date(value)
 
 
 _STATUS_BY_VALUE: dict[str, BookingStatus] = {s.value: s for s in BookingStatus}
@@ -115,6 +144,7 @@ def make_converter(leaves: LeafReaders) -> Converter:
     converter.register_structure_hook(datetime, _read_datetime)
     converter.register_structure_hook_func(lambda t: t == (str | None), _read_optional_str)
     converter.register_structure_hook_func(lambda t: t == (datetime | None), read_optional_datetime)
+    converter.register_structure_hook_func(lambda t: t in (date, date | None), _read_date)
     converter.register_structure_hook_func(lambda t: t == dict[str, list[str]], _read_model_state)
     converter.register_structure_hook_func(lambda t: t == (BookingStatus | str), _read_status)
     read_int = leaves.int
@@ -125,18 +155,22 @@ def make_converter(leaves: LeafReaders) -> Converter:
 
     converter.register_structure_hook_func(lambda t: t == (CallMethod | int), read_method)
 
+    list_hooks: dict[type, Hook] = {}
     for contract in CONTRACTS.values():
-        _register_model(converter, contract)
+        _register_model(converter, contract, list_hooks)
     return converter
 
 
-def _register_model(converter: Converter, contract: Contract) -> None:
-    """Hooks for ``Model`` and ``Model | None``, each one call deep around cattrs' generated code."""
+def _register_model(converter: Converter, contract: Contract, list_hooks: dict[type, Hook]) -> None:
+    """Hooks for ``Model``, ``Model | None`` and ``tuple[Model, ...]``, each one call deep around
+    cattrs' generated code."""
     model, name = contract.model, contract.name
     generated: Hook | None = None  # bound below; the hooks read it when called, so recursion works
 
     def read_model(value: Any, _: Any) -> Any:
         if type(value) is not dict:
+            if type(value) is list and contract.bare_list is not None:
+                return bare_list(value)
             raise InvalidValue(f"expected a {name} object, got {describe(value)}")
         return generated(value, model)  # type: ignore[misc]
 
@@ -147,9 +181,42 @@ def _register_model(converter: Converter, contract: Contract) -> None:
             raise InvalidValue(f"expected a {name} object or null, got {describe(value)}")
         return generated(value, model)  # type: ignore[misc]
 
+    def read_list(value: Any, _: Any) -> tuple[Any, ...]:
+        # A null or absent list is an empty one: the model's type has no None (docs/wire.md).
+        if value is None:
+            return ()
+        if type(value) is not list:
+            raise InvalidValue(f"expected a list of {name}, got {describe(value)}")
+        items, errors = [], []
+        for index, item in enumerate(value):
+            try:
+                items.append(read_model(item, model))
+            except Exception as exc:  # each bad item is reported with its index
+                exc.add_note(IterableValidationNote(f"Structuring item @ index {index}", index, model))
+                errors.append(exc)
+        if errors:
+            raise IterableValidationError(f"While structuring a list of {name}", errors, tuple)
+        return tuple(items)
+
+    def bare_list(value: list[Any]) -> Any:
+        # A bare list answer is one page of the envelope (docs/api.md, "MadeBookings envelope").
+        assert contract.bare_list is not None
+        member = contract.by_attribute[contract.bare_list]
+        try:
+            items = list_hooks[member.model](value, None)  # type: ignore[index]
+        except IterableValidationError as exc:
+            exc.add_note(AttributeValidationNote(f"Structuring {member.attribute}", member.attribute, tuple))
+            raise ClassValidationError(f"While structuring {name}", [exc], model) from None
+        return model(**{contract.bare_list: items, **contract.bare_list_defaults})
+
     converter.register_structure_hook(model, read_model)
     converter.register_structure_hook_func(lambda t: t == (model | None), read_optional_model)
-    renames: dict[str, Any] = {m.attribute: override(rename=m.wire) for m in contract.members}
+    converter.register_structure_hook_func(lambda t: t == tuple[model, ...], read_list)  # type: ignore[valid-type]
+    list_hooks[model] = read_list
+    renames: dict[str, Any] = {
+        m.attribute: override(rename=m.wire, struct_hook=_read_minutes if m.minutes else None)
+        for m in contract.members
+    }
     generated = make_dict_structure_fn(model, converter, **renames)
 
 
@@ -186,7 +253,7 @@ class Structurer:
             hook = self._hook_for(into)
         try:
             return typing.cast(T, hook(value, into))
-        except ClassValidationError as exc:
+        except (ClassValidationError, IterableValidationError) as exc:
             raise _decode_error(exc, into) from exc
         except InvalidValue as exc:
             raise DecodeError(f"invalid {_name(into)}: {exc}") from exc
@@ -202,16 +269,20 @@ def _name(into: type) -> str:
     return getattr(into, "__name__", str(into))
 
 
-def _decode_error(group: ClassValidationError, into: type) -> DecodeError:
-    path: list[str] = []
+def _decode_error(group: ClassValidationError | IterableValidationError, into: type) -> DecodeError:
+    path = ""
     leaf: BaseException = group
-    while isinstance(leaf, ClassValidationError):
-        contract = CONTRACTS.get(leaf.cl)
+    while isinstance(leaf, ClassValidationError | IterableValidationError):
+        contract = CONTRACTS.get(leaf.cl) if isinstance(leaf, ClassValidationError) else None
         child = leaf.exceptions[0]
         for note in getattr(child, "__notes__", ()):
             if isinstance(note, AttributeValidationNote):
                 member = contract.by_attribute.get(note.name) if contract else None
-                path.append(member.wire if member else note.name)
+                wire = member.wire if member else note.name
+                path = f"{path}.{wire}" if path else wire
+                break
+            if isinstance(note, IterableValidationNote):
+                path += f"[{note.index}]"  # Bookings[3].Credits (docs/wire.md, "Collections")
                 break
         leaf = child
     problems = _count_leaves(group)
@@ -221,12 +292,12 @@ def _decode_error(group: ClassValidationError, into: type) -> DecodeError:
         reason = str(leaf)
     else:
         reason = f"{type(leaf).__name__}: {leaf}"
-    where = ".".join(path)
     more = f" (and {problems - 1} more problem{'s' if problems > 2 else ''})" if problems > 1 else ""
-    return DecodeError(f"invalid {_name(into)} at {where}: {reason}{more}", path=where or None)
+    where = f" at {path}" if path else ""
+    return DecodeError(f"invalid {_name(into)}{where}: {reason}{more}", path=path or None)
 
 
 def _count_leaves(exc: BaseException) -> int:
-    if isinstance(exc, ClassValidationError):
+    if isinstance(exc, ClassValidationError | IterableValidationError):
         return sum(_count_leaves(e) for e in exc.exceptions)
     return 1

@@ -18,10 +18,12 @@ Writing is in :mod:`._xml_writer`.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from typing import Any, TypeVar
 
+import attrs
 from lxml import etree
 
 from ..errors import DecodeError, EncodeError
@@ -57,6 +59,8 @@ def _read_bool(value: Any, _: Any) -> bool:
 
 
 _structure = Structurer(LeafReaders(int=parse_int_text, decimal=parse_decimal_text, bool=_read_bool))
+#: The typing step for values that are text (an XML element's, a query parameter's).
+structure_text = _structure
 
 _DECLARED_ENCODING = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z][A-Za-z0-9._-]*)[\"']")
 # One search: it is twice as fast as two `in` tests, since '<' is everywhere in XML.
@@ -153,7 +157,11 @@ class XmlCodec:
         if primitive is not None:
             return _structure(_read_primitive(root, primitive), into)
         contract = contract_for(into)
-        if root.tag != contract.clark:
+        if contract.bare_list is not None:
+            item = contract_for(contract.by_attribute[contract.bare_list].model)  # type: ignore[arg-type]
+            if _is_bare_list_of(root.tag, item):
+                return _structure(_read_items(root, item, ""), into)
+        if root.tag != contract.clark and not contract.inferred:  # an inferred root's name is unknown
             raise DecodeError(
                 f"expected root element {_describe_tag(contract.clark)}, found {_describe_tag(root.tag)}"
             )
@@ -200,7 +208,7 @@ def _read_object(element: Any, contract: Contract, path: str) -> dict[str, Any]:
     if text is not None and not text.isspace():
         raise DecodeError(f"{path or contract.name}: expected member elements, found text", path=path or None)
     values: dict[str, Any] = {}
-    text_members, other_members = _MEMBER_LOOKUP[contract.model]
+    text_members, other_members = _members_of(contract, element.tag)
     matched = 0
     for child in element:
         tag = child.tag
@@ -224,6 +232,9 @@ def _read_object(element: Any, contract: Contract, path: str) -> dict[str, Any]:
         elif member.kind is Kind.OBJECT:
             assert member.model is not None
             values[wire] = _read_object(child, contract_for(member.model), _where(path, wire))
+        elif member.kind is Kind.LIST:
+            assert member.model is not None
+            values[wire] = _read_items(child, contract_for(member.model), _where(path, wire))
         else:  # Kind.MAP, HttpError.ModelState: <request.BookingID>message message</request.BookingID>
             values[wire] = {
                 entry.tag.rpartition("}")[2]: [entry.text or ""]
@@ -233,6 +244,53 @@ def _read_object(element: Any, contract: Contract, path: str) -> dict[str, Any]:
     if matched != len(values):
         _raise_duplicate(element, contract, path)
     return values
+
+
+def _read_items(element: Any, item: Contract, path: str) -> list[dict[str, Any]]:
+    """The items of a list element: one child per item, named after the item's contract (by
+    namespace and name; by local name alone for an inferred contract). Other children are ignored,
+    like unknown members."""
+    items: list[dict[str, Any]] = []
+    for child in element:
+        tag = child.tag
+        if tag == item.clark or (item.inferred and isinstance(tag, str) and _local_name(tag) == item.name):
+            where = f"{path}[{len(items)}]"
+            if child.get(_XSI_NIL) in _NIL_TRUE:
+                raise DecodeError(f"{where}: a list item is nil", path=where)
+            items.append(_read_object(child, item, where))
+    return items
+
+
+def _is_bare_list_of(tag: str, item: Contract) -> bool:
+    """``<ArrayOfMadeBooking>`` in the item's namespace: a bare list answer (docs/wire.md)."""
+    if item.inferred:
+        return _local_name(tag) == f"ArrayOf{item.name}"
+    return tag == f"{{{item.namespace}}}ArrayOf{item.name}"
+
+
+def _local_name(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _namespace(tag: str) -> str:
+    return tag[1 : tag.index("}")] if tag.startswith("{") else ""
+
+
+def _members_of(contract: Contract, tag: str) -> tuple[dict[str, str], dict[str, Member]]:
+    """The member lookups for an element of ``contract`` whose tag is ``tag``. An inferred
+    contract's members are matched in whatever namespace the element itself is in."""
+    if not contract.inferred:
+        return _MEMBER_LOOKUP[contract.model]
+    return _inferred_lookup(contract, _namespace(tag))
+
+
+@functools.lru_cache(maxsize=64)  # a few namespaces per inferred contract; bounded for hostile ones
+def _inferred_lookup(contract: Contract, namespace: str) -> tuple[dict[str, str], dict[str, Member]]:
+    moved = [attrs.evolve(m, namespace=namespace) for m in contract.members]
+    return (
+        {m.clark: m.wire for m in moved if m.kind is Kind.SCALAR},
+        {m.clark: m for m in moved if m.kind is not Kind.SCALAR},
+    )
 
 
 def _empty_or_nil(child: Any, contract: Contract, where: str) -> str | None:
@@ -249,7 +307,7 @@ def _mixed_content(where: str) -> DecodeError:
 
 
 def _raise_duplicate(element: Any, contract: Contract, path: str) -> None:
-    text_members, other_members = _MEMBER_LOOKUP[contract.model]
+    text_members, other_members = _members_of(contract, element.tag)
     seen: set[str] = set()
     for child in element:
         member = other_members.get(child.tag)

@@ -11,16 +11,21 @@
   cannot carry at all are refused.
 - ``<Error>`` bodies follow ``HttpError``: no namespace, only the keys present, ModelState as one
   element per key with its messages joined by spaces.
+- A list member is one element holding one child per item, named after the item's contract in the
+  item's namespace (under a generated prefix when that differs); an empty list is ``<Bookings />``.
+  A bare list is the document ``<ArrayOfMadeBooking>`` in the item's namespace (docs/wire.md,
+  "Collections").
 """
 
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import date, datetime
 from decimal import Decimal
 
 from ._contracts import SERIALIZATION_NS, XSI_NS, Contract, Kind, contract_for
-from ._scalars import InvalidValue, format_datetime, format_decimal
+from ._scalars import InvalidValue, format_date, format_datetime, format_decimal
 
 __all__ = ["PRIMITIVE_ROOTS", "write_document"]
 
@@ -60,6 +65,8 @@ def _text(value: object) -> str:
         return format_decimal(value, point=False)
     if isinstance(value, datetime):
         return format_datetime(value)
+    if isinstance(value, date):
+        return format_date(value)
     raise TypeError(f"cannot encode {type(value).__name__} as XML text")
 
 
@@ -71,6 +78,8 @@ def write_document(value: object) -> str:
             if kind is int and not -(2**31) <= value < 2**31:  # type: ignore[operator]
                 name = "long"
             return f'<{name} xmlns="{SERIALIZATION_NS}">{_text(value)}</{name}>'
+    if isinstance(value, list | tuple):
+        return _write_bare_list(value)
     contract = contract_for(type(value))
     parts: list[str] = []
     if contract.http_error:
@@ -79,6 +88,33 @@ def write_document(value: object) -> str:
         parts.append(f'<{contract.name} xmlns:i="{XSI_NS}" xmlns="{contract.namespace}">')
     _write_members(parts, value, contract, contract.namespace, {}, depth=1)
     parts.append(f"</{contract.name}>")
+    return "".join(parts)
+
+
+def _declare(
+    namespace: str, default_ns: str, prefixes: dict[str, str], depth: int
+) -> tuple[str, dict[str, str]]:
+    """The ``xmlns:dNp1`` declaration a nested contract in ``namespace`` needs (none when it is the
+    default or already has a prefix), and the prefixes in scope below it."""
+    if namespace == default_ns or namespace in prefixes:
+        return "", prefixes
+    prefix = f"d{depth + 3}p1"
+    return f' xmlns:{prefix}="{namespace}"', {**prefixes, namespace: prefix}
+
+
+def _write_bare_list(items: Sequence[object]) -> str:
+    if not items:
+        raise TypeError("an empty bare list names no item contract: write it inside its envelope")
+    item = contract_for(type(items[0]))
+    name = f"ArrayOf{item.name}"
+    parts = [f'<{name} xmlns:i="{XSI_NS}" xmlns="{item.namespace}">']
+    for value in items:
+        if contract_for(type(value)) is not item:
+            raise TypeError(f"a bare list holds one contract; {type(value).__name__} is not {item.name}")
+        parts.append(f"<{item.name}>")
+        _write_members(parts, value, item, item.namespace, {}, depth=2)
+        parts.append(f"</{item.name}>")
+    parts.append(f"</{name}>")
     return "".join(parts)
 
 
@@ -104,13 +140,25 @@ def _write_members(
             parts.append(f'<{name}{declare} i:nil="true" />')
         elif member.kind is Kind.OBJECT:
             nested = contract_for(type(value))
-            child_prefixes = prefixes
-            if nested.namespace != child_default and nested.namespace not in prefixes:
-                prefix = f"d{depth + 3}p1"
-                declare += f' xmlns:{prefix}="{nested.namespace}"'
-                child_prefixes = {**prefixes, nested.namespace: prefix}
-            parts.append(f"<{name}{declare}>")
+            declared, child_prefixes = _declare(nested.namespace, child_default, prefixes, depth)
+            parts.append(f"<{name}{declare}{declared}>")
             _write_members(parts, value, nested, child_default, child_prefixes, depth + 1)
+            parts.append(f"</{name}>")
+        elif member.kind is Kind.LIST:
+            if not value:
+                parts.append(f"<{name}{declare} />")
+                continue
+            item = contract_for(type(value[0]))
+            declared, child_prefixes = _declare(item.namespace, child_default, prefixes, depth)
+            item_name = item.name
+            if item.namespace != child_default:
+                item_name = f"{child_prefixes[item.namespace]}:{item.name}"
+            parts.append(f"<{name}{declare}{declared}>")
+            for entry in value:
+                parts.append(f"<{item_name}>")
+                entry_contract = contract_for(type(entry))
+                _write_members(parts, entry, entry_contract, child_default, child_prefixes, depth + 2)
+                parts.append(f"</{item_name}>")
             parts.append(f"</{name}>")
         elif member.kind is Kind.MAP:
             if contract.http_error and not value:

@@ -1,0 +1,77 @@
+"""Query strings from request declarations, and back: the GET side of typed requests.
+
+A GET's parameters are a request model (``MadeBookingsQuery``) whose contract names them, exactly
+as a POST's JSON body is: :func:`encode_query` writes the wire names and text values (dates as
+``YYYY-MM-DD``, request datetimes as ``YYYY-MM-DD HH:MM``, enums by value), leaving out None.
+:func:`decode_query` reads them back into the model with the same typing step the XML codec uses
+(a query value is text, like an XML element's), so the sandbox reads what the client writes by the
+same declarations.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TypeVar
+
+from ..errors import EncodeError
+from ._contracts import contract_for
+from ._scalars import InvalidValue, format_date, format_datetime, format_decimal, format_minutes
+from ._xml import structure_text
+
+__all__ = ["decode_query", "encode_query"]
+
+T = TypeVar("T")
+
+
+def encode_query(request: object) -> dict[str, str]:
+    """The query parameters of a request model, by wire name; None members are left out.
+
+    Raises:
+        EncodeError: a value a query cannot carry.
+    """
+    contract = contract_for(type(request))
+    params: dict[str, str] = {}
+    for member in contract.members:
+        value = getattr(request, member.attribute)
+        if value is None:
+            continue
+        try:
+            params[member.wire] = format_minutes(value) if member.minutes else _text(value)
+        except InvalidValue as exc:
+            raise EncodeError(f"{member.wire}: {exc}") from exc
+    return params
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, int | str):
+        return str(value)
+    if isinstance(value, Decimal):
+        return format_decimal(value, point=False)
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, date):
+        return format_date(value)
+    raise TypeError(f"cannot write {type(value).__name__} in a query string")
+
+
+def decode_query(params: Mapping[str, str], into: type[T]) -> T:
+    """The request model a query string carries; parameter names are matched case-insensitively,
+    as ASP.NET's model binding matches them.
+
+    Raises:
+        DecodeError: a parameter is missing, or not of its member's form.
+    """
+    by_lower = {name.lower(): value for name, value in params.items()}
+    values = {
+        member.wire: by_lower[member.wire.lower()]
+        for member in contract_for(into).members
+        if member.wire.lower() in by_lower
+    }
+    return structure_text(values, into)  # the XML codec's typing step: it reads text values
