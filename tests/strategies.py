@@ -7,7 +7,17 @@ from decimal import Decimal
 
 from hypothesis import strategies as st
 
-from aw_async.models import BookingStatus, CallMethod, ErrorBody, MadeBooking, PhoneChatBookingUser
+from aw_async._requests import CreateBookingRequest
+from aw_async.models import (
+    BookingStatus,
+    CallMethod,
+    ErrorBody,
+    MadeBooking,
+    MadeBookingsPage,
+    PhoneChatBookingUser,
+    PhoneChatMethod,
+    UserBookingRequirements,
+)
 
 
 def _xml_char(c: str) -> bool:
@@ -95,3 +105,34 @@ def error_bodies(*, xml: bool) -> st.SearchStrategy[ErrorBody]:
         lambda inner: st.builds(ErrorBody, message=text, inner=inner),
         max_leaves=3,
     )
+
+
+# --- collections (issue #10) -------------------------------------------------------------------------
+
+pages = st.builds(
+    MadeBookingsPage,
+    page_count=int32,
+    page_number=int32,
+    bookings_per_page=st.none() | int32,
+    bookings=st.lists(made_bookings, max_size=3).map(tuple),
+)
+phone_chat_methods = st.builds(PhoneChatMethod, method=methods, description=optional_texts)
+requirements = st.builds(
+    UserBookingRequirements,
+    phone_chat_ppm=st.none() | decimals,
+    methods=st.lists(phone_chat_methods, max_size=3).map(tuple),
+)
+#: Request datetimes are sent to the minute, naive (server-local).
+request_minutes = st.datetimes().map(lambda d: d.replace(second=0, microsecond=0))
+create_requests = st.builds(
+    CreateBookingRequest,
+    book_user_id=int32,
+    session_date=request_minutes,
+    duration=int32,
+    method=methods,
+    phone_number=optional_texts,
+    skype_name=optional_texts,
+    credits=decimals,
+    accept_by=request_minutes,
+    comments=optional_texts,
+)

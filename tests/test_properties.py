@@ -13,13 +13,31 @@ from hypothesis import strategies as st
 
 from aw_async.codecs import JsonCodec, XmlCodec
 from aw_async.errors import DecodeError
-from aw_async.models import ErrorBody, MadeBooking, PhoneChatBookingUser
+from aw_async.models import (
+    ErrorBody,
+    MadeBooking,
+    MadeBookingsPage,
+    PhoneChatBookingUser,
+    PhoneChatMethod,
+    UserBookingRequirements,
+)
 
 from .conftest import fixture_bytes
 from .strategies import candidates, decimals, error_bodies, made_bookings
 
 CODECS = [JsonCodec(), XmlCodec()]
-INTO = [MadeBooking, PhoneChatBookingUser, ErrorBody, Decimal, int, str, bool]
+INTO = [
+    MadeBooking,
+    PhoneChatBookingUser,
+    ErrorBody,
+    MadeBookingsPage,
+    UserBookingRequirements,
+    PhoneChatMethod,
+    Decimal,
+    int,
+    str,
+    bool,
+]
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=["json", "xml"])

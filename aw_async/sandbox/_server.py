@@ -1,9 +1,12 @@
 """``SandboxServer``: the API's endpoints over real HTTP on loopback, for tests and first steps.
 
 It routes by the library's own endpoint declarations (case-insensitively, as Web API does), checks
-tokens and scopes, answers in JSON or DataContract XML as ``Accept`` asks (UTF-16 when
-``Accept-Charset`` asks), encodes with the library's own codecs, and writes Web API's ``HttpError``
-bodies. Faults are injected on demand (:mod:`._faults`).
+tokens and scopes, reads each request by its endpoint's request declaration (the query string of a
+GET, the JSON body of a POST: the same contracts the client writes them with), dispatches through a
+table of handlers keyed by declaration (:mod:`._handlers`; no handler, or no declaration: 501),
+answers in JSON or DataContract XML as ``Accept`` asks (UTF-16 when ``Accept-Charset`` asks),
+encodes with the library's own codecs, and writes Web API's ``HttpError`` bodies. Faults are
+injected on demand (:mod:`._faults`).
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from zoneinfo import ZoneInfo
 import attrs
 from aiohttp import web
 
-from .._endpoints import ENDPOINTS, GET_CURRENT_CREDIT_BALANCE, MADE_BOOKING_DETAILS, Endpoint
-from ..codecs import JsonCodec, XmlCodec
-from ..models import ErrorBody, MadeBooking
+from .._endpoints import ENDPOINTS, Endpoint
+from ..codecs import JsonCodec, XmlCodec, decode_query
+from ..errors import DecodeError
+from ..models import ErrorBody, MadeBooking, UserBookingRequirements
 from ._faults import Fault, Faults
+from ._handlers import HANDLERS
 from ._state import ALL_SCOPES, RefreshGrant, Refusal, SandboxState, TokenGrant
 
 __all__ = ["SandboxServer", "SeenRequest"]
@@ -151,12 +156,30 @@ class SandboxServer:
         return self.state.balances.get(user_id, Decimal(0))
 
     def add_booking(self, booking: MadeBooking, *, client_user_id: int) -> None:
-        """Store a booking made by ``client_user_id``."""
-        self.state.add_booking(booking, client_user_id=client_user_id)
+        """Store a booking made by ``client_user_id``. A naive datetime in it is the server's local
+        time (``server_timezone``), as the real server writes it.
+
+        Raises:
+            ValueError: the sandbox itself already gave that id to a booking it created.
+        """
+        self.state.add_booking(booking, client_user_id=client_user_id, seeded=True)
 
     def get_booking(self, booking_id: int) -> MadeBooking | None:
         """A stored booking, or None."""
         return self.state.bookings.get(booking_id)
+
+    def bookings_of(self, user_id: int) -> list[MadeBooking]:
+        """Every booking the server holds for ``user_id`` (the user who made them), by id."""
+        return self.state.bookings_of(user_id)
+
+    def set_requirements(self, book_user_id: int, requirements: UserBookingRequirements) -> None:
+        """Let ``book_user_id`` take PhoneChat bookings, with these requirements (a user with none
+        set does not offer PhoneChat: CreateBooking with them is refused)."""
+        self.state.requirements[book_user_id] = requirements
+
+    def reschedule_count(self, booking_id: int) -> int:
+        """How many times the server rescheduled ``booking_id``."""
+        return len(self.state.rescheduled.get(booking_id, ()))
 
     def rescheduled(self, booking_id: int) -> list[int]:
         """The ids of the bookings ``booking_id`` was rescheduled into, oldest first."""
@@ -222,7 +245,11 @@ class SandboxServer:
         try:
             endpoint = self._route(request)
             grant = self._authorize(request, endpoint)
-            return 200, self._operate(request, body, endpoint, grant)
+            handler = HANDLERS.get(endpoint)
+            if handler is None:
+                raise _not_emulated(request)
+            user_id = self._acting_user(request, endpoint, grant)
+            return 200, handler(self.state, user_id, _read_request(endpoint, request, body))
         except Refusal as refusal:
             return refusal.status, ErrorBody(message=refusal.message, model_state=refusal.model_state)
 
@@ -236,7 +263,7 @@ class SandboxServer:
         return status, json.dumps(document).encode(), "application/json; charset=utf-8"
 
     def _route(self, request: web.Request) -> Endpoint[Any]:
-        path = request.path.lower()  # Web API's routing is case-insensitive (API.md)
+        path = request.path.lower()  # Web API's routing is case-insensitive (docs/api.md)
         known = False
         for endpoint in ENDPOINTS:
             if path in (endpoint.path.lower(), (endpoint.group_path or "").lower()):
@@ -245,7 +272,7 @@ class SandboxServer:
                     return endpoint
         if known:
             raise Refusal(405, f"The requested resource does not support http method '{request.method}'.")
-        raise Refusal(404, f"No HTTP resource was found that matches the request URI '{request.url}'.")
+        raise _not_emulated(request)
 
     def _authorize(self, request: web.Request, endpoint: Endpoint[Any]) -> TokenGrant:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -256,19 +283,15 @@ class SandboxServer:
             raise Refusal(403, _DENIED)
         return grant
 
-    def _operate(
-        self, request: web.Request, body: bytes, endpoint: Endpoint[Any], grant: TokenGrant
-    ) -> object:
-        if endpoint is GET_CURRENT_CREDIT_BALANCE:
-            return self.state.balances.get(grant.user_id, Decimal(0))
-        if endpoint is MADE_BOOKING_DETAILS:
-            user_id = grant.user_id
-            if request.path.lower() == (endpoint.group_path or "").lower():
-                user_id = _int_parameter(request.query.get("UserID"), "UserID")
-                if user_id not in grant.group_members:
-                    raise Refusal(403, f"You do not manage a group member with UserID {user_id}.")
-            return self.state.booking_of(user_id, _int_parameter(request.query.get("BookingID"), "BookingID"))
-        return self.state.reschedule(grant.user_id, _booking_id_from_json(body))
+    @staticmethod
+    def _acting_user(request: web.Request, endpoint: Endpoint[Any], grant: TokenGrant) -> int:
+        """The token's user, or on a group path the member the group manager named (``UserID``)."""
+        if request.path.lower() != (endpoint.group_path or "").lower():
+            return grant.user_id
+        user_id = _int_parameter(request.query.get("UserID"), "UserID")
+        if user_id not in grant.group_members:
+            raise Refusal(403, f"You do not manage a group member with UserID {user_id}.")
+        return user_id
 
     def _encode(self, request: web.Request, value: object) -> tuple[bytes, str]:
         format, media_type = _negotiate(request.headers.get("Accept"))
@@ -352,14 +375,30 @@ def _int_parameter(value: str | None, name: str) -> int:
         ) from None
 
 
-def _booking_id_from_json(body: bytes) -> int:
+def _read_request(endpoint: Endpoint[Any], request: web.Request, body: bytes) -> object:
+    """The request model, read by the endpoint's own declaration: the query string of a GET, the
+    JSON body of a POST. What does not fit is Web API's 400 with a ModelState entry."""
+    if endpoint.method == "GET":
+        try:
+            return decode_query(request.query, endpoint.request)
+        except DecodeError as exc:  # Web API's model binding words it so, keyed by the parameter
+            name = exc.path or "request"
+            value = {k.lower(): v for k, v in request.query.items()}.get(name.lower())
+            message = (
+                f"The {name} field is required."
+                if value is None
+                else (f"The value '{value}' is not valid for {name}.")
+            )
+            raise Refusal(400, "The request is invalid.", {name: [message]}) from None
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        document = None
-    booking_id = document.get("BookingID") if isinstance(document, dict) else None
-    if type(booking_id) is not int:
-        raise Refusal(
-            400, "The request is invalid.", {"request.BookingID": ["The BookingID field is required."]}
-        )
-    return booking_id
+        return _JSON.decode(body, endpoint.request)
+    except DecodeError as exc:
+        field = f"request.{exc.path}" if exc.path else "request"
+        raise Refusal(400, "The request is invalid.", {field: [exc.message]}) from None
+
+
+def _not_emulated(request: web.Request) -> Refusal:
+    return Refusal(501, f"The sandbox does not emulate {request.method} {request.path}.")
+
+
+_JSON = JsonCodec()

@@ -1,4 +1,5 @@
-"""The sandbox's world: tokens, balances and bookings, and the rules of RescheduleMadeBooking.
+"""The sandbox's world: tokens, balances, bookings and requirements, and the documented rules of
+each operation (docs/api.md).
 
 Everything here is synchronous and in memory, so a reschedule (check, spend, create) happens with no
 ``await`` in between: concurrent requests can never both spend the last credits.
@@ -6,16 +7,25 @@ Everything here is synchronous and in memory, so a reschedule (check, spend, cre
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta, tzinfo
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
 from .._endpoints import ENDPOINTS
-from ..models import BookingStatus, MadeBooking
+from .._requests import CreateBookingRequest, MadeBookingsQuery
+from ..models import (
+    BookingStatus,
+    MadeBooking,
+    MadeBookingsPage,
+    PhoneChatBookingUser,
+    UserBookingRequirements,
+)
 
 __all__ = ["ALL_SCOPES", "RefreshGrant", "Refusal", "SandboxState", "TokenGrant"]
 
@@ -64,6 +74,8 @@ class SandboxState:
         self.owners: dict[int, int] = {}  # booking id -> the user who made it
         self.rescheduled: dict[int, list[int]] = {}  # booking id -> the bookings it became
         self.refresh_tokens: dict[str, RefreshGrant] = {}
+        self.requirements: dict[int, UserBookingRequirements] = {}  # users who offer PhoneChat
+        self.created: set[int] = set()  # ids the sandbox gave to bookings it made
         self._rng = rng or random.Random()
 
     def add_token(
@@ -105,9 +117,155 @@ class SandboxState:
             "refresh_token": refresh_token,
         }
 
-    def add_booking(self, booking: MadeBooking, *, client_user_id: int) -> None:
+    def add_booking(self, booking: MadeBooking, *, client_user_id: int, seeded: bool = False) -> None:
+        if seeded and booking.booking_id in self.created:
+            raise ValueError(
+                f"booking {booking.booking_id} is one the sandbox created (by a reschedule or a "
+                "CreateBooking); seed another id"
+            )
         self.bookings[booking.booking_id] = booking
         self.owners[booking.booking_id] = client_user_id
+
+    def _new_id(self) -> int:
+        """An id no booking has, seeded or created (ids only grow, as the server's do)."""
+        new_id = max(self.bookings, default=0) + 1
+        self.created.add(new_id)
+        return new_id
+
+    def bookings_of(self, user_id: int) -> list[MadeBooking]:
+        return [
+            b for booking_id, b in sorted(self.bookings.items()) if self.owners.get(booking_id) == user_id
+        ]
+
+    def balance_of(self, user_id: int) -> Decimal:
+        return self.balances.get(user_id, Decimal(0))
+
+    def requirements_of(self, book_user_id: int) -> UserBookingRequirements:
+        requirements = self.requirements.get(book_user_id)
+        if requirements is None:
+            raise Refusal(404, f"No user with UserID {book_user_id} offers PhoneChat bookings.")
+        return requirements
+
+    def instant(self, value: datetime) -> datetime:
+        """An aware instant for a booking's datetime (naive ones are server-local)."""
+        return value if value.tzinfo is not None else value.replace(tzinfo=self.server_timezone)
+
+    # --- MadeBookings: filtering, ordering and paging (docs/api.md, "MadeBookings") --------------
+
+    def made_bookings(self, user_id: int, query: MadeBookingsQuery) -> MadeBookingsPage:
+        per_page = 50 if query.bookings_per_page is None else query.bookings_per_page
+        number = 1 if query.page_number is None else query.page_number
+        order = query.order_by or "date-desc"
+        if not 1 <= per_page <= 100:
+            raise _invalid("BookingsPerPage", "BookingsPerPage must be between 1 and 100.")
+        if number < 1:
+            raise _invalid("PageNumber", "PageNumber must be 1 or more.")
+        key = _ORDERS.get(order.lower())
+        if key is None:
+            raise _invalid("OrderBy", f"The value '{order}' is not valid for OrderBy.")
+        bookings = self.bookings_of(user_id)
+        if query.start_date is not None:
+            start = query.start_date
+            bookings = [b for b in bookings if b.create_date and self._local_date(b.create_date) >= start]
+        sort_key, reverse = key
+        bookings.sort(key=lambda b: (sort_key(self, b), b.booking_id), reverse=reverse)
+        first = (number - 1) * per_page
+        return MadeBookingsPage(
+            page_count=math.ceil(len(bookings) / per_page),
+            page_number=number,
+            bookings_per_page=per_page,
+            bookings=tuple(bookings[first : first + per_page]),
+        )
+
+    def _local_date(self, value: datetime) -> date:
+        return (value.astimezone(self.server_timezone) if value.tzinfo else value).date()
+
+    # --- CreateBooking and CancelMadeBooking ------------------------------------------------------
+
+    def create_booking(self, user_id: int, request: CreateBookingRequest) -> MadeBooking:
+        """CreateBooking, with its documented rules (docs/api.md, "CreateBooking request")."""
+        now = self.local_now()
+        if request.duration < 5:
+            raise _invalid("Duration", "Duration must be at least 5 minutes.")
+        if request.method not in (1, 2, 3):
+            raise _invalid("Method", f"The value '{request.method}' is not valid for Method.")
+        digits = (request.phone_number or "").replace(" ", "")
+        if request.method == 1 and not (digits.isdigit() and len(digits) in (10, 11)):
+            raise _invalid("PhoneNumber", "PhoneNumber requires 10 or 11 numbers.")
+        if request.method == 3 and not request.skype_name:
+            raise _invalid("SkypeName", "SkypeName is required for Skype bookings.")
+        if request.session_date <= now:
+            raise _invalid("SessionDate", "SessionDate must be in the future.")
+        if request.accept_by <= now or request.accept_by >= request.session_date:
+            raise _invalid("AcceptBy", "AcceptBy must be in the future and before SessionDate.")
+        requirements = self.requirements.get(request.book_user_id)
+        if requirements is None:
+            raise _invalid("BookUserID", "This user does not offer PhoneChat bookings.")
+        ppm = requirements.phone_chat_ppm
+        if ppm is not None and request.credits < ppm * request.duration:
+            raise _invalid("Credits", f"Credits must be at least {ppm * request.duration}.")
+        booking = MadeBooking(
+            booking_id=self._new_id(),
+            duration=request.duration,
+            credits=request.credits,
+            status=BookingStatus.PENDING,
+            method=request.method,
+            phone_number=digits if request.method == 1 else None,
+            skype_name=request.skype_name if request.method == 3 else None,
+            create_date=now,
+            session_date=request.session_date,
+            accept_by=request.accept_by,
+            last_updated=now,
+            comments=request.comments,
+            action_client=f"{self._nickname(request.book_user_id)} needs to accept or reject",
+            candidate=self._candidate(request.book_user_id),
+        )
+        self.add_booking(booking, client_user_id=user_id)
+        return booking
+
+    def cancel(self, user_id: int, booking_id: int, reason: str) -> MadeBooking:
+        """CancelMadeBooking (docs/api.md, "CancelMadeBooking prerequisites")."""
+        booking = self.booking_of(user_id, booking_id)
+        if not reason.strip():
+            raise _invalid("Reason", "The Reason field is required.")
+        if booking.status in (BookingStatus.CANCELLED, BookingStatus.REJECTED):
+            raise _invalid("BookingID", f"A {booking.status} booking cannot be cancelled.")
+        session = booking.session_date
+        now = datetime.now(self.server_timezone)
+        if booking.status == BookingStatus.CONFIRMED and session is not None and self.instant(session) <= now:
+            raise _invalid("BookingID", "A confirmed booking cannot be cancelled after its session.")
+        local_now = self.local_now()
+        cancelled = attrs.evolve(
+            booking,
+            status=BookingStatus.CANCELLED,
+            cancelled_date=local_now,
+            cancelled_reason=reason,
+            cancelled_by=f"User{user_id}",
+            last_updated=local_now,
+            action_client=None,
+        )
+        self.bookings[booking_id] = cancelled
+        return cancelled
+
+    def _nickname(self, user_id: int) -> str:
+        candidate = self._candidate(user_id)
+        return candidate.nickname
+
+    def _candidate(self, user_id: int) -> PhoneChatBookingUser:
+        """The booked user as seeded bookings show them, or a plain one."""
+        for booking in self.bookings.values():
+            if booking.candidate is not None and booking.candidate.user_id == user_id:
+                return booking.candidate
+        return PhoneChatBookingUser(
+            user_id=user_id,
+            nickname=f"User{user_id}",
+            total=0,
+            positive=0,
+            neutral=0,
+            negative=0,
+            ratings=0,
+            disputes=0,
+        )
 
     def booking_of(self, user_id: int, booking_id: int) -> MadeBooking:
         """The booking, if ``user_id`` made it; a 404 otherwise (another user's booking is not
@@ -151,7 +309,7 @@ class SandboxState:
         local_now = self.local_now()
         new = attrs.evolve(
             booking,
-            booking_id=max(self.bookings) + 1,
+            booking_id=self._new_id(),
             status=BookingStatus.PENDING,
             create_date=local_now,
             session_date=local_now + timedelta(seconds=self._rng.randint(5 * 60, 10 * 60)),
@@ -169,3 +327,35 @@ class SandboxState:
         self.add_booking(new, client_user_id=user_id)
         self.rescheduled.setdefault(booking_id, []).append(new.booking_id)
         return new
+
+
+def _invalid(field: str, message: str) -> Refusal:
+    """Web API's 400 for a request that breaks a rule: ModelState names the request's field."""
+    return Refusal(400, "The request is invalid.", {f"request.{field}": [message]})
+
+
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
+SortKey = Callable[[SandboxState, MadeBooking], Any]
+
+
+def _by_created(state: SandboxState, booking: MadeBooking) -> Any:
+    return state.instant(booking.create_date) if booking.create_date else _EPOCH
+
+
+def _by_session(state: SandboxState, booking: MadeBooking) -> Any:
+    return state.instant(booking.session_date) if booking.session_date else _EPOCH
+
+
+def _by_nickname(state: SandboxState, booking: MadeBooking) -> Any:
+    return (booking.candidate.nickname if booking.candidate else "").lower()
+
+
+#: MadeBookings' OrderBy values: (key, descending).
+_ORDERS: dict[str, tuple[SortKey, bool]] = {
+    "date-desc": (_by_created, True),
+    "date-asc": (_by_created, False),
+    "nickname-asc": (_by_nickname, False),
+    "nickname-desc": (_by_nickname, True),
+    "sessiondate-asc": (_by_session, False),
+    "sessiondate-desc": (_by_session, True),
+}
