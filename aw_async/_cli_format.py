@@ -14,7 +14,7 @@ from ._batch import RescheduleOutcome
 from .errors import AdultWorkError
 from .models import MadeBooking
 
-__all__ = ["booking_line", "error_line", "outcome_line", "summary_line", "to_json"]
+__all__ = ["booking_line", "error_line", "outcome_line", "plural", "summary_line", "to_json"]
 
 
 def _plain(value: Any) -> Any:
@@ -96,6 +96,11 @@ def summary_line(outcomes: list[RescheduleOutcome]) -> str:
         if outcome.error is not None:
             kinds[type(outcome.error).__name__] = kinds.get(type(outcome.error).__name__, 0) + 1
     failed = ", ".join(f"{count} {name}" for name, count in sorted(kinds.items()))
-    return f"{len(outcomes)} bookings: {done} rescheduled, {len(outcomes) - done} failed" + (
+    return f"{plural(len(outcomes), 'booking')}: {done} rescheduled, {len(outcomes) - done} failed" + (
         f" ({failed})" if failed else ""
     )
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 booking``, ``2 bookings``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -1,7 +1,8 @@
 """The ``aw-async`` command line (also ``python -m aw_async``).
 
-Commands: ``demo``, ``sandbox``, ``booking ID``, ``balance``, ``reschedule ID...``. Each takes
-``--format json|xml`` and ``--base-url``; the token comes from ``--token`` or ``AW_ACCESS_TOKEN``.
+Commands: ``demo``, ``sandbox``, ``booking ID``, ``bookings``, ``balance``, ``reschedule ID...``,
+``cancel ID --reason R``. Each takes ``--format json|xml`` and ``--base-url``; the token comes from
+``--token`` or ``AW_ACCESS_TOKEN``.
 
 Exit codes: 0 when everything was done, 1 when something failed (an API error, a booking of a batch),
 2 for a usage error.
@@ -14,13 +15,15 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
 from ._batch import RescheduleOutcome
 from ._cli_demo import run_demo
-from ._cli_format import booking_line, error_line, outcome_line, summary_line, to_json
+from ._cli_format import booking_line, error_line, outcome_line, plural, summary_line, to_json
 from ._client import SANDBOX_URL, AdultWorkClient, Format
+from ._prerequisites import ORDERS
 from ._version import __version__
 from .errors import AdultWorkError
 from .sandbox import SandboxServer, seed_demo
@@ -70,6 +73,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--as-user", type=int, metavar="USER_ID", help="as a group manager, a member's booking"
     )
     booking.add_argument("--json", action="store_true", help="print JSON")
+
+    bookings = commands.add_parser("bookings", parents=[common], help="list the bookings you made")
+    bookings.add_argument(
+        "--since",
+        type=_since,
+        metavar="WHEN",
+        help="only bookings created on or after this day: YYYY-MM-DD, or a span ago (7d, 24h)",
+    )
+    bookings.add_argument(
+        "--order", choices=ORDERS, default="date-desc", help="the order (default date-desc)"
+    )
+    bookings.add_argument(
+        "--as-user", type=int, metavar="USER_ID", help="as a group manager, a member's bookings"
+    )
+    bookings.add_argument("--json", action="store_true", help="print JSON")
+
+    cancel = commands.add_parser("cancel", parents=[common], help="cancel a booking you made")
+    cancel.add_argument("booking_id", type=int, metavar="ID")
+    cancel.add_argument("--reason", required=True, help="why (the server requires one)")
+    cancel.add_argument("--no-check", action="store_true", help="skip the prerequisite check (POST only)")
+    cancel.add_argument("--json", action="store_true", help="print JSON")
 
     balance = commands.add_parser("balance", parents=[common], help="show your credit balance")
     balance.add_argument("--json", action="store_true", help="print JSON")
@@ -159,6 +183,14 @@ async def _call(args: argparse.Namespace, token: str) -> int:
                 booking = await aw.phonechat.made_booking_details(args.booking_id, as_user=args.as_user)
                 print(to_json(booking) if args.json else booking_line(booking))
                 return EXIT_OK
+            if args.command == "bookings":
+                return await _list_bookings(aw, args)
+            if args.command == "cancel":
+                cancelled = await aw.phonechat.cancel_made_booking(
+                    args.booking_id, args.reason, check_preconditions=not args.no_check
+                )
+                print(to_json(cancelled) if args.json else f"cancelled {booking_line(cancelled)}")
+                return EXIT_OK
             if args.command == "balance":
                 credits = await aw.credit_history.get_current_credit_balance()
                 print(to_json({"balance": credits}) if args.json else f"{credits} credits")
@@ -167,6 +199,42 @@ async def _call(args: argparse.Namespace, token: str) -> int:
     except AdultWorkError as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+async def _list_bookings(aw: AdultWorkClient, args: argparse.Namespace) -> int:
+    listing = aw.phonechat.made_bookings(start_date=args.since, order_by=args.order, as_user=args.as_user)
+    if args.json:  # one document: a list
+        print(to_json([booking async for booking in listing]))
+        return EXIT_OK
+    count = 0
+    async for booking in listing:  # each line as its page arrives
+        print(booking_line(booking), flush=True)
+        count += 1
+    print(plural(count, "booking"))
+    return EXIT_OK
+
+
+def _since(text: str) -> date:
+    """``--since``: a day (``2026-11-01``) or a span ago (``7d``, ``24h``, ``90m``)."""
+    try:
+        return date.fromisoformat(text) if "-" in text else (datetime.now(UTC) - parse_span(text)).date()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a day (YYYY-MM-DD) nor a span (7d, 24h)"
+        ) from exc
+
+
+def parse_span(text: str) -> timedelta:
+    """``7d``, ``24h``, ``90m``, ``30s``: a span of time.
+
+    Raises:
+        ValueError: not a whole number followed by one of d, h, m, s.
+    """
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in units or not (number.isascii() and number.isdigit()) or len(number) > 6:
+        raise ValueError(f"not a span: {text!r}")
+    return timedelta(**{units[unit]: int(number)})
 
 
 async def _reschedule(aw: AdultWorkClient, args: argparse.Namespace) -> int:

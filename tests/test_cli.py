@@ -212,3 +212,47 @@ async def test_the_sandbox_command_serves_until_interrupted() -> None:
     out, _ = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0
     assert b"sandbox stopped" in out
+
+
+async def test_bookings_lists_every_booking_newest_first(sandbox: tuple[SandboxServer, DemoData]) -> None:
+    server, demo = sandbox
+    code, out, err = await run("bookings", *at(sandbox))
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    own = [b for b in server.bookings_of(demo.user_id)]
+    assert lines[-1] == f"{len(own)} bookings"
+    assert len(lines) == len(own) + 1
+    assert all(line.startswith("booking ") for line in lines[:-1])
+    code, out, _ = await run("bookings", "--json", "--order", "date-asc", "--format", "xml", *at(sandbox))
+    listed = json.loads(out)
+    assert sorted(b["booking_id"] for b in listed) == sorted(b.booking_id for b in own)
+    created = [b["create_date"] for b in listed]
+    assert created == sorted(created)
+    member, booking = demo.member_booking
+    code, out, _ = await run("bookings", "--as-user", str(member), *at(sandbox))
+    assert out.strip().splitlines() == [out.strip().splitlines()[0], "1 booking"]
+    assert f"booking {booking}:" in out
+
+
+async def test_bookings_since(sandbox: tuple[SandboxServer, DemoData]) -> None:
+    code, out, _ = await run("bookings", "--since", "2999-01-01", *at(sandbox))
+    assert (code, out) == (0, "0 bookings\n")
+    code, out, _ = await run("bookings", "--since", "30d", "--json", *at(sandbox))
+    assert code == 0
+    assert len(json.loads(out)) == len(sandbox[0].bookings_of(sandbox[1].user_id))
+    code, _, err = await run("bookings", "--since", "yesterday", *at(sandbox))
+    assert code == 2
+    assert "neither a day" in err
+
+
+async def test_cancel(sandbox: tuple[SandboxServer, DemoData]) -> None:
+    server, demo = sandbox
+    code, out, err = await run("cancel", str(demo.upcoming), "--reason", "cannot make it", *at(sandbox))
+    assert code == 0, err
+    assert out.startswith(f"cancelled booking {demo.upcoming}: Cancelled")
+    code, out, err = await run("cancel", str(demo.upcoming), "--reason", "again", *at(sandbox))
+    assert code == 1
+    assert "BookingStatusError" in err
+    code, _, err = await run("cancel", str(demo.passed[0]), *at(sandbox))
+    assert code == 2  # --reason is required
+    assert sum(1 for r in server.requests if r.path.endswith("CancelMadeBooking")) == 1

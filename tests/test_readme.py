@@ -109,3 +109,23 @@ async def test_the_chat_bot_example(
 async def test_the_sandbox_example() -> None:
     booking = past_booking(77, credits="4.50", session_date=datetime.now(UTC) - timedelta(minutes=5))
     await example("sandbox")["sandbox_tour"](booking)
+
+
+async def test_the_lifecycle_example(sandbox: tuple[SandboxServer, DemoData]) -> None:
+    from aw_async import CallMethod
+    from aw_async.models import PhoneChatMethod, UserBookingRequirements
+
+    server, demo = sandbox
+    performer = 123456
+    server.set_requirements(
+        performer,
+        UserBookingRequirements(
+            phone_chat_ppm=Decimal("1.20"), methods=(PhoneChatMethod(method=CallMethod.CALLED_BY_CANDIDATE),)
+        ),
+    )
+    before = {b.booking_id for b in server.bookings_of(demo.user_id)}
+    recent = await example("lifecycle")["book_and_cancel"](demo.token, performer, base_url=server.url)
+    created = [b for b in server.bookings_of(demo.user_id) if b.booking_id not in before]
+    assert len(created) == 1
+    assert created[0].status == "Cancelled"
+    assert set(recent) <= before | {created[0].booking_id}
