@@ -219,7 +219,7 @@ async def test_bookings_lists_every_booking_newest_first(sandbox: tuple[SandboxS
     code, out, err = await run("bookings", *at(sandbox))
     assert code == 0, err
     lines = out.strip().splitlines()
-    own = [b for b in server.bookings_of(demo.user_id)]
+    own = server.bookings_of(demo.user_id)
     assert lines[-1] == f"{len(own)} bookings"
     assert len(lines) == len(own) + 1
     assert all(line.startswith("booking ") for line in lines[:-1])
