@@ -8,7 +8,11 @@ Invariants:
   POST certainly spent nothing (a 4xx answer, or a request that never left). When the outcome is
   unknown, or the server failed (5xx), the credits stay reserved: better to refuse a later booking
   than to overspend.
-- Requests: one balance read, then per booking at most one MadeBookingDetails and one POST.
+- Requests: one balance read, then per booking at most one MadeBookingDetails and one POST (a
+  booking whose last outcome is unknown is reconciled first: one more details read and a listing).
+- Each booking goes through the client's :class:`~aw_async._once.RescheduleGuard`: the journal,
+  single-flight and reconciliation hold in a batch exactly as for a single call, so a batch re-run
+  after a crash reschedules nothing twice.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Protocol
 import attrs
 
 from ._aio import gather_or_cancel
+from ._once import Attempt
 from ._prerequisites import check_session_passed, require_id
 from .errors import (
     AdultWorkError,
@@ -68,6 +73,12 @@ class _Rescheduler(Protocol):
     async def send_reschedule(self, booking_id: int) -> MadeBooking: ...
 
 
+class _Guard(Protocol):
+    async def run(
+        self, booking_id: int, attempt: Callable[[Attempt], Awaitable[MadeBooking]], *, force: bool = False
+    ) -> MadeBooking: ...
+
+
 class _CreditLedger:
     """The balance left for the rest of the batch."""
 
@@ -111,6 +122,8 @@ async def reschedule_batch(
     check_preconditions: bool,
     on_progress: Callable[[RescheduleOutcome], None] | None,
     balance: Callable[[], Awaitable[Decimal]],
+    guard: _Guard,
+    force: bool = False,
 ) -> list[RescheduleOutcome]:
     """See :meth:`PhoneChatService.reschedule_made_bookings`."""
     if not isinstance(concurrency, int) or concurrency < 1:
@@ -138,29 +151,38 @@ async def reschedule_batch(
                 report(index, RescheduleOutcome(booking_id, error=error))
             return [o for o in outcomes if o is not None]
 
-    async def reschedule(index: int, booking_id: int) -> RescheduleOutcome:
+    async def attempt(booking_id: int, progress: Attempt) -> MadeBooking:
         booking: MadeBooking | None = None
-        posting = False
+        if ledger is not None:
+            booking = await service.made_booking_details(booking_id)
+            check_session_passed(booking, datetime.now(UTC), service.server_timezone)
+            ledger.reserve(booking)
+        progress.posting = True
         try:
-            if ledger is not None:
-                booking = await service.made_booking_details(booking_id)
-                check_session_passed(booking, datetime.now(UTC), service.server_timezone)
-                ledger.reserve(booking)
-            posting = True
-            try:
-                new_booking = await service.send_reschedule(booking_id)
-            except AdultWorkError as exc:
-                if ledger is not None and booking is not None:
-                    ledger.settle(booking, exc)
-                raise
+            return await service.send_reschedule(booking_id)
+        except AdultWorkError as exc:
+            if ledger is not None and booking is not None:
+                ledger.settle(booking, exc)
+            raise
+
+    async def reschedule(index: int, booking_id: int) -> RescheduleOutcome:
+        progress = Attempt()
+
+        async def tracked(attempt_progress: Attempt) -> MadeBooking:
+            nonlocal progress
+            progress = attempt_progress  # the guard's: it says whether the POST may have left
+            return await attempt(booking_id, attempt_progress)
+
+        try:
+            new_booking = await guard.run(booking_id, tracked, force=force)
             return RescheduleOutcome(booking_id, booking=new_booking)
         except Exception as exc:  # whatever it is, it is this booking's outcome, not the batch's end
-            return RescheduleOutcome(booking_id, error=as_outcome_error(exc, posting=posting))
+            return RescheduleOutcome(booking_id, error=as_outcome_error(exc, posting=progress.posting))
         except asyncio.CancelledError:
-            if posting:  # the POST was on its way: nobody can say whether it arrived
+            if progress.posting:  # the POST was on its way: nobody can say whether it arrived
                 unknown = OutcomeUnknownError(
                     f"the batch was cancelled while RescheduleMadeBooking for booking {booking_id} "
-                    "was in flight; check the booking before trying again"
+                    "was in flight; it is recorded as unknown, and the next attempt reconciles first"
                 )
                 report(index, RescheduleOutcome(booking_id, error=unknown))
             raise

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import os
 from collections.abc import Sequence
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
@@ -19,6 +21,7 @@ from ._tokens import RefreshingToken, StaticToken, TokenProvider
 from ._transport import Transport
 from ._version import __version__
 from .codecs import Codec, CodecSet, JsonCodec, XmlCodec
+from .journal import Journal, MemoryJournal, SqliteJournal
 
 if TYPE_CHECKING:  # only the transport imports aiohttp's client at run time
     import aiohttp
@@ -95,6 +98,10 @@ class AdultWorkClient:
         max_retries: retries after the first try, for what may be retried (see README).
         user_agent: put before ``aw-async/<version>`` in ``User-Agent``.
         codecs: the codecs to use instead of the built-in JSON and XML ones.
+        journal: where reschedule attempts are remembered (:mod:`aw_async.journal`): None for a
+            :class:`~aw_async.journal.MemoryJournal` of this client's own, a path for a
+            :class:`~aw_async.journal.SqliteJournal` (durable, shared between processes; closed by
+            :meth:`aclose`), or a :class:`~aw_async.journal.Journal` to share (never closed here).
         allow_insecure_http: allow a plain ``http://`` base URL (or token URL) to a host other than
             this machine. Off, such a URL is refused: the token would travel in clear. TLS
             certificates are always verified.
@@ -113,6 +120,7 @@ class AdultWorkClient:
         max_retries: int = 2,
         user_agent: str | None = None,
         codecs: Sequence[Codec] | None = None,
+        journal: Journal | str | os.PathLike[str] | None = None,
         allow_insecure_http: bool = False,
     ) -> None:
         provider: TokenProvider = StaticToken(token) if isinstance(token, str) else token
@@ -149,8 +157,17 @@ class AdultWorkClient:
         )
         #: CreditHistory operations.
         self.credit_history = CreditHistoryService(self._api)
+        if journal is None:
+            journal = MemoryJournal()
+            self._owned_journal: Journal | None = None  # nothing on disk to close
+        elif isinstance(journal, Journal):
+            self._owned_journal = None
+        else:
+            journal = self._owned_journal = SqliteJournal(journal)
         #: PhoneChat operations.
-        self.phonechat = PhoneChatService(self._api, self.credit_history, zone)
+        self.phonechat = PhoneChatService(
+            self._api, self.credit_history, zone, journal=journal, lease=_lease(timeout, max_retries)
+        )
 
     def __repr__(self) -> str:
         return f"AdultWorkClient(base_url={self.base_url!r}, format={self.format.value!r})"
@@ -167,5 +184,14 @@ class AdultWorkClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP session if the client created it; a shared session is left open."""
+        """Close the HTTP session if the client created it (a shared session is left open), and
+        the journal if the client opened it from a path."""
         await self._api.transport.close()
+        if self._owned_journal is not None:
+            await self._owned_journal.aclose()
+
+
+def _lease(timeout: float, max_retries: int) -> timedelta:
+    """How long one attempt may hold a booking before another process may read it as unknown: its
+    prerequisite reads and its POST, each with every retry the client allows, and a margin."""
+    return timedelta(seconds=3 * timeout * (max_retries + 1) + 60)

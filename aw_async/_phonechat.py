@@ -1,280 +1,95 @@
-"""The PhoneChat service: a client's bookings from listing to cancelling, and rescheduling with the
-documented prerequisites.
+"""The PhoneChat service: ``aw.phonechat``. Rescheduling lives here; the rest of a booking's life is
+in :mod:`._lifecycle`.
 
-Every documented rule that needs no server is checked before any request
-(:class:`~aw_async.errors.InvalidRequestError`, naming the wire field), and with
-``check_preconditions`` on, the prerequisites that need a read are checked before any POST.
-POSTs that create or change a booking are never sent twice when their outcome is unknown (their
-declarations are not idempotent).
-
-RescheduleMadeBooking creates a new booking and spends credits: it is not idempotent
-(API.md, "RescheduleMadeBooking semantics"). So:
-
-- with ``check_preconditions`` on, the booking and the balance are fetched first and a failed
-  prerequisite raises :class:`~aw_async.errors.PreconditionError` with no POST sent;
-- the POST is sent exactly once: the transport never sends it again once it may have reached the
-  server, and reports :class:`~aw_async.errors.OutcomeUnknownError` instead.
+RescheduleMadeBooking creates a new booking and spends credits, and the server keeps no record of it
+(docs/api.md, "What the server does not tell a client"). So every reschedule, single or in a batch,
+goes through :class:`~aw_async._once.RescheduleGuard`: the journal, single-flight and reconciliation
+make it happen once per booking, however many callers, processes, crashes and re-runs there are.
+With ``check_preconditions`` on, the booking and the balance are read first and a failed
+prerequisite raises :class:`~aw_async.errors.PreconditionError` with no POST sent; the POST itself is
+never sent twice (:class:`~aw_async.errors.OutcomeUnknownError` instead).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import UTC, date, datetime, tzinfo
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta, tzinfo
 
 from ._aio import gather_or_cancel
 from ._api import Api
 from ._batch import RescheduleOutcome, reschedule_batch
 from ._credit_history import CreditHistoryService
-from ._endpoints import (
-    CANCEL_MADE_BOOKING,
-    CREATE_BOOKING,
-    GET_USER_BOOKING_REQUIREMENTS,
-    MADE_BOOKING_DETAILS,
-    MADE_BOOKINGS,
-    RESCHEDULE_MADE_BOOKING,
-)
-from ._prerequisites import (
-    check_cancellable,
-    check_create_booking,
-    check_credits,
-    check_listing,
-    check_offer,
-    check_session_passed,
-    require_id,
-    require_positive_id,
-    server_local,
-)
-from ._requests import (
-    CancelMadeBookingRequest,
-    CreateBookingRequest,
-    MadeBookingDetailsQuery,
-    MadeBookingsQuery,
-    RescheduleMadeBookingRequest,
-    UserBookingRequirementsQuery,
-)
-from .errors import InvalidRequestError
-from .models import (
-    CallMethod,
-    MadeBooking,
-    MadeBookingsPage,
-    UserBookingRequirements,
-)
+from ._endpoints import RESCHEDULE_MADE_BOOKING
+from ._lifecycle import BookingLifecycle
+from ._once import Attempt, RescheduleGuard
+from ._prerequisites import check_credits, check_session_passed, instant, require_id
+from ._reconcile import CLOCK_SKEW, created_since, reschedules_of
+from ._requests import RescheduleMadeBookingRequest
+from .errors import InvalidRequestError, OutcomeUnknownError
+from .journal import AttemptState, Journal
+from .models import BookingStatus, MadeBooking
 
 __all__ = ["PhoneChatService"]
 
+#: The statuses ``passed_bookings`` looks at unless told otherwise.
+PASSED_STATUSES = (BookingStatus.PENDING, BookingStatus.ACCEPTED, BookingStatus.CONFIRMED)
 
-class PhoneChatService:
+
+class PhoneChatService(BookingLifecycle):
     """``aw.phonechat``: PhoneChat operations."""
 
-    def __init__(self, api: Api, credit_history: CreditHistoryService, server_timezone: tzinfo) -> None:
-        self._api = api
+    def __init__(
+        self,
+        api: Api,
+        credit_history: CreditHistoryService,
+        server_timezone: tzinfo,
+        *,
+        journal: Journal,
+        lease: timedelta,
+    ) -> None:
+        super().__init__(api, server_timezone)
         self._credit_history = credit_history
-        self.server_timezone = server_timezone
-
-    async def made_booking_details(self, booking_id: int, *, as_user: int | None = None) -> MadeBooking:
-        """A booking the user made (MadeBookingDetails).
-
-        Args:
-            as_user: as a group manager, read the booking of this group member
-                (``/v1/Groups/PhoneChat/MadeBookingDetails?UserID=...``).
-
-        Raises:
-            NotFoundError: no such booking. Others: see :mod:`aw_async.errors`.
-        """
-        query = MadeBookingDetailsQuery(booking_id=require_id(booking_id))
-        if as_user is not None:
-            require_id(as_user, "user id")
-        return await self._api.call(MADE_BOOKING_DETAILS, query, as_user=as_user)
-
-    async def made_bookings_page(
-        self,
-        page: int = 1,
-        *,
-        start_date: date | None = None,
-        order_by: str = "date-desc",
-        per_page: int = 50,
-        as_user: int | None = None,
-    ) -> MadeBookingsPage:
-        """One page of the bookings the user made (MadeBookings).
-
-        Args:
-            page: the page number, from 1. A page past the last one has no bookings.
-            start_date: only bookings created on or after this day.
-            order_by: ``date-desc`` (newest first), ``date-asc``, ``nickname-asc``,
-                ``nickname-desc``, ``sessiondate-asc`` or ``sessiondate-desc``.
-            per_page: 1 to 100.
-            as_user: as a group manager, a member's bookings (``/v1/Groups/PhoneChat/MadeBookings``).
-
-        Raises:
-            InvalidRequestError: an argument out of its documented range; nothing was sent.
-        """
-        check_listing(page=page, per_page=per_page, order_by=order_by, start_date=start_date)
-        if as_user is not None:
-            require_id(as_user, "user id")
-        query = MadeBookingsQuery(
-            start_date=start_date, order_by=order_by, bookings_per_page=per_page, page_number=page
-        )
-        return await self._api.call(MADE_BOOKINGS, query, as_user=as_user)
-
-    def made_bookings(
-        self,
-        *,
-        start_date: date | None = None,
-        order_by: str = "date-desc",
-        per_page: int = 100,
-        as_user: int | None = None,
-    ) -> AsyncIterator[MadeBooking]:
-        """Every booking of every page, fetched lazily page by page (``async for``).
-
-        Each booking is given once, even when the pages shift while it runs (a booking made
-        meanwhile pushes the others one place on, and the next page repeats one): pages are
-        read until the last one the server counts, or an empty one.
-
-        Raises:
-            InvalidRequestError: at once, before anything is sent, for an argument out of range.
-        """
-        check_listing(page=1, per_page=per_page, order_by=order_by, start_date=start_date)
-        return self._every_booking(start_date, order_by, per_page, as_user)
-
-    async def _every_booking(
-        self, start_date: date | None, order_by: str, per_page: int, as_user: int | None
-    ) -> AsyncIterator[MadeBooking]:
-        seen: set[int] = set()
-        number = 1
-        while True:
-            page = await self.made_bookings_page(
-                number, start_date=start_date, order_by=order_by, per_page=per_page, as_user=as_user
-            )
-            for booking in page.bookings:
-                if booking.booking_id not in seen:
-                    seen.add(booking.booking_id)
-                    yield booking
-            if not page.bookings or number >= page.page_count:
-                return
-            number += 1
-
-    async def get_user_booking_requirements(self, book_user_id: int) -> UserBookingRequirements:
-        """What a user requires of a booking made with them: a price per minute (``phone_chat_ppm``,
-        None when they have set none) and the call methods they offer (GetUserBookingRequirements).
-
-        Raises:
-            InvalidRequestError: ``book_user_id`` is not a positive integer; nothing was sent.
-        """
-        query = UserBookingRequirementsQuery(book_user_id=require_positive_id(book_user_id, "BookUserID"))
-        return await self._api.call(GET_USER_BOOKING_REQUIREMENTS, query)
-
-    async def create_booking(
-        self,
-        *,
-        book_user_id: int,
-        session_date: datetime,
-        duration: int,
-        method: CallMethod | int,
-        credits: Decimal,
-        accept_by: datetime,
-        phone_number: str | None = None,
-        skype_name: str | None = None,
-        comments: str | None = None,
-        check_preconditions: bool = True,
-    ) -> MadeBooking:
-        """Book a PhoneChat session with ``book_user_id`` (CreateBooking); the answer is the booking.
-
-        Datetimes may be aware (converted to the server's time zone) or naive (server-local
-        already); they are sent to the minute. ``phone_number`` is sent only with method 1,
-        ``skype_name`` only with method 3.
-
-        Raises:
-            InvalidRequestError: a documented rule is broken (duration under 5 minutes, an unknown
-                method, method 1 without a 10- or 11-digit phone number, method 3 without a Skype
-                name, a date not in the future, ``accept_by`` not before ``session_date``); nothing
-                was sent. ``.field`` names the wire field.
-            OfferTooLowError: with checks on, ``credits`` is below the user's ``PhoneChatPPM x
-                duration``; only the requirements were read.
-            OutcomeUnknownError: the POST may have reached the server; it was not sent again.
-        """
-        zone = self.server_timezone
-        check_create_booking(
-            book_user_id=book_user_id,
-            session_date=session_date,
-            duration=duration,
-            method=method,
-            credits=credits,
-            accept_by=accept_by,
-            phone_number=phone_number,
-            skype_name=skype_name,
-            comments=comments,
-            now=datetime.now(UTC),
-            server_timezone=zone,
-        )
-        request = CreateBookingRequest(
-            book_user_id=book_user_id,
-            session_date=server_local(session_date, "SessionDate", zone),
-            duration=duration,
-            method=CallMethod(method),
-            phone_number=phone_number.replace(" ", "") if method == 1 and phone_number else None,
-            skype_name=skype_name if method == 3 else None,
-            credits=credits,
-            accept_by=server_local(accept_by, "AcceptBy", zone),
-            comments=comments,
-        )
-        if check_preconditions:
-            requirements = await self.get_user_booking_requirements(book_user_id)
-            check_offer(book_user_id, credits, duration, requirements.phone_chat_ppm)
-        return await self._api.call(CREATE_BOOKING, request)
-
-    async def cancel_made_booking(
-        self, booking_id: int, reason: str, *, check_preconditions: bool = True
-    ) -> MadeBooking:
-        """Cancel a booking the user made (CancelMadeBooking); the answer is the cancelled booking.
-
-        Args:
-            reason: why, required by the server.
-            check_preconditions: first read the booking and refuse without the POST when it is
-                cancelled or rejected already, or confirmed with its session passed.
-
-        Raises:
-            InvalidRequestError: no reason given; nothing was sent.
-            BookingStatusError, SessionPassedError: a prerequisite failed; only the read was sent.
-            OutcomeUnknownError: the POST may have reached the server; it was not sent again.
-        """
-        require_id(booking_id)
-        if not isinstance(reason, str) or not reason.strip():
-            raise InvalidRequestError("Reason", "a reason is required to cancel a booking")
-        if check_preconditions:
-            booking = await self.made_booking_details(booking_id)
-            check_cancellable(booking, datetime.now(UTC), self.server_timezone)
-        request = CancelMadeBookingRequest(booking_id=booking_id, reason=reason)
-        return await self._api.call(CANCEL_MADE_BOOKING, request)
+        self.journal = journal
+        self._guard = RescheduleGuard(journal, lease=lease, reconcile=self._reconcile_attempt)
 
     async def reschedule_made_booking(
-        self, booking_id: int, *, check_preconditions: bool = True
+        self, booking_id: int, *, check_preconditions: bool = True, force: bool = False
     ) -> MadeBooking:
         """Reschedule a booking whose session has passed; the answer is the **new** booking, whose
-        session is 5 to 10 minutes from now.
+        session is 5 to 10 minutes from now. Once per booking, whatever the number of callers.
 
         Args:
             check_preconditions: first fetch the booking and the balance (concurrently) and refuse
                 without sending the POST when a prerequisite fails. Off, the POST is sent alone.
+            force: reschedule it even though the journal says it was rescheduled already.
 
         Raises:
+            AlreadyRescheduledError: the journal says it was rescheduled (``.new_booking_id``), or a
+                reconciliation of an unknown outcome found that it was; nothing was sent.
             SessionNotPassedError, InsufficientCreditsError: a prerequisite failed; nothing was sent.
             OutcomeUnknownError: the POST may have reached the server and no answer came; it was not
-                sent again. Check the booking before trying once more.
+                sent again, and the next call reconciles before sending. Also when a reconciliation
+                finds several candidates (``.candidates``).
             ApiError, TransportError, DecodeError: see :mod:`aw_async.errors`.
         """
         require_id(booking_id)
-        if check_preconditions:
-            booking, balance = await gather_or_cancel(
-                self.made_booking_details(booking_id),
-                self._credit_history.get_current_credit_balance(),
-            )
-            check_session_passed(booking, datetime.now(UTC), self.server_timezone)
-            check_credits(booking, balance)
-        return await self.send_reschedule(booking_id)
+
+        async def attempt(progress: Attempt) -> MadeBooking:
+            if check_preconditions:
+                booking, balance = await gather_or_cancel(
+                    self.made_booking_details(booking_id),
+                    self._credit_history.get_current_credit_balance(),
+                )
+                check_session_passed(booking, datetime.now(UTC), self.server_timezone)
+                check_credits(booking, balance)
+            progress.posting = True
+            return await self.send_reschedule(booking_id)
+
+        return await self._guard.run(booking_id, attempt, force=force)
 
     async def send_reschedule(self, booking_id: int) -> MadeBooking:
-        """The RescheduleMadeBooking POST alone, sent once, with no prerequisite checked."""
+        """The RescheduleMadeBooking POST alone: sent once, with no prerequisite checked and no
+        journal consulted. Prefer :meth:`reschedule_made_booking`."""
         request = RescheduleMadeBookingRequest(booking_id=booking_id)
         return await self._api.call(RESCHEDULE_MADE_BOOKING, request)
 
@@ -285,17 +100,19 @@ class PhoneChatService:
         concurrency: int = 8,
         check_preconditions: bool = True,
         on_progress: Callable[[RescheduleOutcome], None] | None = None,
+        force: bool = False,
     ) -> list[RescheduleOutcome]:
         """Reschedule many bookings; one outcome per distinct id, in input order.
 
-        At most ``concurrency`` bookings are in flight. A duplicate id is rescheduled once. With
-        checks on, the balance is fetched once and credits are reserved locally as bookings go
-        through, so a booking the remaining balance cannot cover fails with
-        :class:`~aw_async.errors.InsufficientCreditsError` and sends no POST: at most two requests
-        per booking plus one. One failure never stops the others; ``on_progress`` is called with
-        each outcome as it completes (an exception it raises is logged, not propagated).
-        Cancelling the call cancels the work in flight; a POST in flight at that moment is reported
-        to ``on_progress`` as an :class:`~aw_async.errors.OutcomeUnknownError`.
+        Each booking follows the rules of :meth:`reschedule_made_booking` (the journal,
+        single-flight, reconciliation of unknown outcomes; ``force``). At most ``concurrency``
+        bookings are in flight. A duplicate id is rescheduled once. With checks on, the balance is
+        fetched once and credits are reserved locally as bookings go through, so a booking the
+        remaining balance cannot cover fails with :class:`~aw_async.errors.InsufficientCreditsError`
+        and sends no POST. One failure never stops the others; ``on_progress`` is called with each
+        outcome as it completes (an exception it raises is logged, not propagated). Cancelling the
+        call cancels the work in flight; a POST in flight at that moment is reported to
+        ``on_progress`` as an :class:`~aw_async.errors.OutcomeUnknownError` and recorded as unknown.
         """
         return await reschedule_batch(
             self,
@@ -304,4 +121,111 @@ class PhoneChatService:
             check_preconditions=check_preconditions,
             on_progress=on_progress,
             balance=self._credit_history.get_current_credit_balance,
+            guard=self._guard,
+            force=force,
         )
+
+    async def reconcile(self, booking_id: int, *, since: datetime | None = None) -> MadeBooking | None:
+        """Learn from MadeBookings whether a reschedule of ``booking_id`` happened: the new booking if
+        it did, None if it did not (docs/api.md, "What the server does not tell a client"). The
+        journal is updated with what was found.
+
+        Args:
+            since: when the reschedule was attempted (aware, or naive in server time); by default the
+                time the journal recorded for the last attempt.
+
+        Raises:
+            InvalidRequestError: no ``since``, and no attempt recorded to take it from.
+            OutcomeUnknownError: several bookings could be the reschedule (``.candidates``).
+        """
+        require_id(booking_id)
+        if since is None:
+            entry = await self.journal.get(booking_id)
+            if entry is None:
+                raise InvalidRequestError(
+                    "since", f"the journal has no attempt of booking {booking_id}: say since when to look"
+                )
+            since = entry.attempted_at
+        return await self._reconcile_attempt(booking_id, instant(since, self.server_timezone))
+
+    async def _reconcile_attempt(self, booking_id: int, since: datetime) -> MadeBooking | None:
+        original = await self.made_booking_details(booking_id)
+        first_day = (since - CLOCK_SKEW).astimezone(self.server_timezone).date()
+        listing: list[MadeBooking] = []
+        async for booking in self.made_bookings(start_date=first_day, order_by="date-desc"):
+            if not created_since(booking, since, self.server_timezone):
+                break  # newest first: everything after this is older still
+            listing.append(booking)
+        others = frozenset(
+            entry.new_booking_id
+            for entry in await self.journal.entries()
+            if entry.new_booking_id is not None and entry.booking_id != booking_id
+        )
+        found = reschedules_of(original, listing, since=since, zone=self.server_timezone, exclude=others)
+        if len(found) > 1:
+            ids = tuple(booking.booking_id for booking in found)
+            raise OutcomeUnknownError(
+                f"booking {booking_id} may have been rescheduled into any of bookings "
+                f"{', '.join(map(str, ids))}: check them before trying again",
+                candidates=ids,
+            )
+        entry = await self.journal.get(booking_id)
+        if found:
+            new_id = found[0].booking_id
+            await self.journal.settle(booking_id, AttemptState.RESCHEDULED, new_booking_id=new_id)
+            return found[0]
+        if entry is None or entry.state is not AttemptState.RESCHEDULED:  # never erase what is known
+            await self.journal.settle(booking_id, AttemptState.REFUSED)
+        return None
+
+    def passed_bookings(
+        self,
+        *,
+        since: datetime | timedelta,
+        statuses: Iterable[BookingStatus | str] = PASSED_STATUSES,
+        as_user: int | None = None,
+    ) -> AsyncIterator[MadeBooking]:
+        """The bookings whose session passed after ``since`` (a timedelta: that long ago) and that
+        have not been rescheduled: not by the journal, and not by a matching newer booking in the
+        same listing. Newest session first, read lazily.
+
+        Raises:
+            InvalidRequestError: ``since`` is neither a datetime nor a timedelta.
+        """
+        value: object = since  # checked at run time too: a caller may pass anything
+        if isinstance(value, timedelta):
+            start = datetime.now(UTC) - value
+        elif isinstance(value, datetime):
+            start = instant(value, self.server_timezone)
+        else:
+            kind = type(value).__name__
+            raise InvalidRequestError("since", f"expected a datetime or a timedelta, got {kind}")
+        if as_user is not None:
+            require_id(as_user, "user id")
+        return self._passed(start, frozenset(str(status) for status in statuses), as_user)
+
+    async def _passed(
+        self, start: datetime, wanted: frozenset[str], as_user: int | None
+    ) -> AsyncIterator[MadeBooking]:
+        now = datetime.now(UTC)
+        zone = self.server_timezone
+        later: list[MadeBooking] = []  # every booking seen so far: sessions later than the current one
+        async for booking in self.made_bookings(order_by="sessiondate-desc", as_user=as_user):
+            session = booking.session_date
+            if session is None:
+                continue
+            moment = instant(session, zone)
+            if moment < start:
+                return  # latest session first: everything after this passed before the window
+            if moment < now and str(booking.status) in wanted and not await self._rescheduled(booking, later):
+                yield booking
+            later.append(booking)
+
+    async def _rescheduled(self, booking: MadeBooking, later: list[MadeBooking]) -> bool:
+        entry = await self.journal.get(booking.booking_id)
+        if entry is not None and entry.state is AttemptState.RESCHEDULED:
+            return True
+        assert booking.session_date is not None
+        # A reschedule is made after the session passed: a match created since then is one.
+        since = instant(booking.session_date, self.server_timezone)
+        return bool(reschedules_of(booking, later, since=since, zone=self.server_timezone))

@@ -362,4 +362,14 @@ class TransportError(AdultWorkError):
 
 class OutcomeUnknownError(TransportError):
     """A call that changes state (RescheduleMadeBooking) may have reached the server, and no answer
-    says whether it did. It was not sent again: check the booking before trying once more."""
+    says whether it did. It was not sent again. For a reschedule the journal records it as unknown,
+    and the next attempt reconciles (reads MadeBookings) before sending anything.
+
+    Attributes:
+        candidates: when a reconciliation found several bookings that could be the reschedule, their
+            ids (check them before trying again).
+    """
+
+    def __init__(self, message: str, *, candidates: tuple[int, ...] = (), **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.candidates = candidates

@@ -97,7 +97,9 @@ async def test_no_secret_anywhere(caplog: pytest.LogCaptureFixture) -> None:
                 sandbox.faults.clear()
                 sandbox.faults.add(kind, **options)  # type: ignore[arg-type]
                 await expect_error(lambda: aw.credit_history.get_current_credit_balance())
-                await expect_error(lambda: aw.phonechat.reschedule_made_booking(1, check_preconditions=False))
+                await expect_error(
+                    lambda: aw.phonechat.reschedule_made_booking(1, check_preconditions=False, force=True)
+                )
             sandbox.faults.clear()
             # a refused refresh: the server forgets the refresh token, then revokes the access token
             sandbox.state.refresh_tokens.clear()
@@ -113,7 +115,9 @@ async def test_no_secret_anywhere(caplog: pytest.LogCaptureFixture) -> None:
         static, base_url=f"http://127.0.0.1:{port}", api_key=API_KEY, max_retries=0
     ) as aw:
         await expect_error(lambda: aw.phonechat.made_booking_details(1))
-        await expect_error(lambda: aw.phonechat.reschedule_made_booking(1, check_preconditions=False))
+        await expect_error(
+            lambda: aw.phonechat.reschedule_made_booking(1, check_preconditions=False, force=True)
+        )
 
     kinds = {type(e).__name__ for e in errors}
     assert kinds >= {
