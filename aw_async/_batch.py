@@ -33,6 +33,7 @@ from .errors import (
     AdultWorkError,
     ApiError,
     InsufficientCreditsError,
+    NotStartedError,
     OutcomeUnknownError,
     ServerError,
     TransportError,
@@ -99,6 +100,9 @@ class _CreditLedger:
             self.available += booking.credits
 
 
+_STOPPED = "the batch was stopped before this booking began; nothing was sent"
+
+
 def as_outcome_error(exc: Exception, *, posting: bool) -> AdultWorkError:
     """``exc`` as a booking's outcome: itself if it is ours, else an error that says whether the
     POST may have been sent (the calls below map everything; this is the batch's own net)."""
@@ -124,6 +128,7 @@ async def reschedule_batch(
     balance: Callable[[], Awaitable[Decimal]],
     guard: _Guard,
     force: bool = False,
+    stop: asyncio.Event | None = None,
 ) -> list[RescheduleOutcome]:
     """See :meth:`PhoneChatService.reschedule_made_bookings`."""
     if not isinstance(concurrency, int) or concurrency < 1:
@@ -180,17 +185,22 @@ async def reschedule_batch(
             return RescheduleOutcome(booking_id, error=as_outcome_error(exc, posting=progress.posting))
         except asyncio.CancelledError:
             if progress.posting:  # the POST was on its way: nobody can say whether it arrived
-                unknown = OutcomeUnknownError(
+                error: AdultWorkError = OutcomeUnknownError(
                     f"the batch was cancelled while RescheduleMadeBooking for booking {booking_id} "
                     "was in flight; it is recorded as unknown, and the next attempt reconciles first"
                 )
-                report(index, RescheduleOutcome(booking_id, error=unknown))
+            else:
+                error = NotStartedError(f"the batch was cancelled before booking {booking_id}'s POST")
+            report(index, RescheduleOutcome(booking_id, error=error))
             raise
 
     pending = iter(enumerate(ids))
 
     async def worker() -> None:
         for index, booking_id in pending:  # shared iterator: each id is taken by one worker
+            if stop is not None and stop.is_set():
+                report(index, RescheduleOutcome(booking_id, error=NotStartedError(_STOPPED)))
+                continue
             report(index, await reschedule(index, booking_id))
 
     await gather_or_cancel(*(worker() for _ in range(min(concurrency, len(ids)))))

@@ -14,13 +14,37 @@ from ._batch import RescheduleOutcome
 from .errors import AdultWorkError
 from .models import MadeBooking
 
-__all__ = ["booking_line", "error_line", "outcome_line", "plural", "summary_line", "to_json"]
+__all__ = [
+    "booking_line",
+    "error_json",
+    "error_line",
+    "money",
+    "outcome_json",
+    "outcome_line",
+    "plural",
+    "summary_line",
+    "to_json",
+]
+
+
+_CENTS = Decimal("0.01")
+
+
+def money(value: Decimal) -> str:
+    """Credits as people read them, the same whatever the wire format wrote (``8``, ``8.0`` and
+    ``8.0000`` are all ``8.00``): two places at least, more only when the value has them."""
+    if not value.is_finite():
+        return str(value)
+    exact = value.normalize()
+    if exact.as_tuple().exponent >= -2:  # type: ignore[operator]
+        return str(value.quantize(_CENTS))
+    return format(exact, "f")
 
 
 def _plain(value: Any) -> Any:
     # Decimals as strings: a JSON number would be read back as a float by most programs.
     if isinstance(value, Decimal):
-        return str(value)
+        return money(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, enum.Enum):
@@ -37,24 +61,36 @@ def _plain(value: Any) -> Any:
 def error_json(error: AdultWorkError) -> dict[str, Any]:
     """An error as machine output: its type, message and the attributes that say why."""
     details: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
-    for name in ("status", "required", "balance", "session_date", "retry_after", "scope", "path"):
+    for name in (
+        "status",
+        "required",
+        "offered",
+        "balance",
+        "session_date",
+        "retry_after",
+        "scope",
+        "path",
+        "field",
+        "new_booking_id",
+        "candidates",
+    ):
         if hasattr(error, name):
             details[name] = _plain(getattr(error, name))
     return details
 
 
+def outcome_json(outcome: RescheduleOutcome) -> dict[str, Any]:
+    """One booking of a batch as machine output."""
+    return {
+        "booking_id": outcome.booking_id,
+        "ok": outcome.ok,
+        "booking": _plain(outcome.booking),
+        "error": error_json(outcome.error) if outcome.error else None,
+    }
+
+
 def to_json(value: Any) -> str:
-    """Machine output for a booking, a balance or a batch's outcomes."""
-    if isinstance(value, list) and all(isinstance(item, RescheduleOutcome) for item in value):
-        value = [
-            {
-                "booking_id": outcome.booking_id,
-                "ok": outcome.ok,
-                "booking": _plain(outcome.booking),
-                "error": error_json(outcome.error) if outcome.error else None,
-            }
-            for outcome in value
-        ]
+    """Machine output for a booking, a list of bookings or a balance."""
     return json.dumps(_plain(value), indent=2, ensure_ascii=False)
 
 
@@ -70,7 +106,7 @@ def booking_line(booking: MadeBooking) -> str:
     status = booking.status.value if isinstance(booking.status, enum.Enum) else booking.status
     with_whom = f" with {booking.candidate.nickname}" if booking.candidate else ""
     return (
-        f"booking {booking.booking_id}: {status}, {booking.duration} min for {booking.credits} credits"
+        f"booking {booking.booking_id}: {status}, {booking.duration} min for {money(booking.credits)} credits"
         f"{with_whom}, session {_when(booking.session_date)}"
     )
 

@@ -12,6 +12,7 @@ never sent twice (:class:`~aw_async.errors.OutcomeUnknownError` instead).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -101,6 +102,7 @@ class PhoneChatService(BookingLifecycle):
         check_preconditions: bool = True,
         on_progress: Callable[[RescheduleOutcome], None] | None = None,
         force: bool = False,
+        stop: asyncio.Event | None = None,
     ) -> list[RescheduleOutcome]:
         """Reschedule many bookings; one outcome per distinct id, in input order.
 
@@ -113,6 +115,9 @@ class PhoneChatService(BookingLifecycle):
         outcome as it completes (an exception it raises is logged, not propagated). Cancelling the
         call cancels the work in flight; a POST in flight at that moment is reported to
         ``on_progress`` as an :class:`~aw_async.errors.OutcomeUnknownError` and recorded as unknown.
+        Setting ``stop`` (an :class:`asyncio.Event`) stops it gently: no booking starts after it,
+        the ones under way finish, and each one never started gets a
+        :class:`~aw_async.errors.NotStartedError` outcome.
         """
         return await reschedule_batch(
             self,
@@ -123,6 +128,7 @@ class PhoneChatService(BookingLifecycle):
             balance=self._credit_history.get_current_credit_balance,
             guard=self._guard,
             force=force,
+            stop=stop,
         )
 
     async def reconcile(self, booking_id: int, *, since: datetime | None = None) -> MadeBooking | None:

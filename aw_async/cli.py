@@ -17,11 +17,10 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TextIO
 
-from ._batch import RescheduleOutcome
 from ._cli_demo import run_demo
-from ._cli_format import booking_line, error_line, outcome_line, plural, summary_line, to_json
+from ._cli_format import booking_line, error_line, money, plural, to_json
+from ._cli_reschedule import default_journal_path, dry_run, reconcile, reschedule
 from ._client import SANDBOX_URL, AdultWorkClient, Format
 from ._prerequisites import ORDERS
 from ._version import __version__
@@ -37,7 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``aw-async``."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--format", choices=["json", "xml"], help="the body format to ask for (default json)")
-    common.add_argument("--base-url", default=SANDBOX_URL, help=f"the API's root URL (default {SANDBOX_URL})")
+    common.add_argument(
+        "--base-url",
+        default=os.environ.get("AW_BASE_URL") or SANDBOX_URL,
+        help=f"the API's root URL (default: the AW_BASE_URL variable, else {SANDBOX_URL})",
+    )
     common.add_argument("--token", help="the access token (default: the AW_ACCESS_TOKEN variable)")
     common.add_argument(
         "--timeout", type=float, default=30.0, help="seconds per try of a request (default 30)"
@@ -98,12 +101,33 @@ def build_parser() -> argparse.ArgumentParser:
     balance = commands.add_parser("balance", parents=[common], help="show your credit balance")
     balance.add_argument("--json", action="store_true", help="print JSON")
 
-    reschedule = commands.add_parser(
-        "reschedule", parents=[common], help="reschedule bookings whose session passed"
+    journal = argparse.ArgumentParser(add_help=False)
+    where = journal.add_mutually_exclusive_group()
+    where.add_argument(
+        "--journal",
+        type=Path,
+        metavar="PATH",
+        help=f"the journal of reschedules (default {default_journal_path()})",
     )
-    reschedule.add_argument("booking_ids", type=int, nargs="*", metavar="ID")
+    where.add_argument(
+        "--no-journal", action="store_true", help="keep no journal on disk (this run's memory only)"
+    )
+
+    reschedule = commands.add_parser(
+        "reschedule", parents=[common, journal], help="reschedule bookings whose session passed, once each"
+    )
+    reschedule.add_argument("booking_ids", type=_booking_id, nargs="*", metavar="ID")
     reschedule.add_argument(
         "--from-file", type=Path, metavar="F", help="more ids, one per line ('-' for stdin)"
+    )
+    reschedule.add_argument(
+        "--passed-since",
+        type=_span,
+        metavar="SPAN",
+        help="also every booking whose session passed within SPAN (24h, 7d) and is not rescheduled",
+    )
+    reschedule.add_argument(
+        "--dry-run", action="store_true", help="with --passed-since: show them and what they would spend"
     )
     reschedule.add_argument(
         "--concurrency", type=int, default=8, help="bookings in flight at once (default 8)"
@@ -111,7 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
     reschedule.add_argument(
         "--no-check", action="store_true", help="skip the prerequisite checks (POST only)"
     )
-    reschedule.add_argument("--json", action="store_true", help="print JSON")
+    reschedule.add_argument(
+        "--force", action="store_true", help="reschedule even bookings the journal says are rescheduled"
+    )
+    reschedule.add_argument("--json", action="store_true", help="print one JSON object a line")
+
+    reconcile = commands.add_parser(
+        "reconcile",
+        parents=[common, journal],
+        help="learn from your bookings whether reschedules whose outcome is unknown happened",
+    )
+    reconcile.add_argument("booking_ids", type=_booking_id, nargs="+", metavar="ID")
+    reconcile.add_argument(
+        "--since", type=_moment, metavar="WHEN", help="when the attempt was made (default: the journal's)"
+    )
+    reconcile.add_argument("--json", action="store_true", help="print one JSON object a line")
     return parser
 
 
@@ -140,8 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "reschedule":
             ids = list(args.booking_ids) + (_read_ids(args.from_file, parser) if args.from_file else [])
             args.ids = ids
-            if not ids:
-                parser.error("reschedule needs booking ids (arguments or --from-file)")
+            if not ids and args.passed_since is None:
+                parser.error("reschedule needs booking ids (arguments, --from-file or --passed-since)")
+            if args.dry_run and args.passed_since is None:
+                parser.error("--dry-run goes with --passed-since")
             if args.concurrency < 1:
                 parser.error("--concurrency must be at least 1")
         return asyncio.run(_call(args, token))
@@ -150,22 +190,67 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+#: Booking ids are .NET ``int``s: 1 to 2**31 - 1.
+_MAX_ID = 2**31 - 1
+
+
+def _id_problem(text: str) -> str | None:
+    """Why ``text`` is not a booking id, or None. ASCII digits only: ``int()`` would also take
+    ``０``-style digits, ``1_000`` and spaces."""
+    if not (text.isascii() and text.isdigit()):
+        return f"{text!r} is not a booking id (ASCII digits only)"
+    if len(text) > 10 or not 1 <= int(text) <= _MAX_ID:
+        return f"{text!r} is not a booking id (1 to {_MAX_ID})"
+    return None
+
+
+def _booking_id(text: str) -> int:
+    problem = _id_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return int(text)
+
+
+def _span(text: str) -> timedelta:
+    try:
+        return parse_span(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a span like 24h, 7d or 90m") from None
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time like 2026-11-30T09:15") from None
+
+
 def _read_ids(path: Path, parser: argparse.ArgumentParser) -> list[int]:
-    text = sys.stdin.read() if str(path) == "-" else path.read_text() if path.is_file() else None
-    if text is None:
-        parser.error(f"--from-file: no such file {path}")
-    ids = []
+    """The ids of a file, one a line (``#`` starts a comment); every bad line is reported at once."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        parser.error(f"--from-file {path}: {exc.strerror if isinstance(exc, OSError) else exc}")
+    ids, problems = [], []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.split("#")[0].strip()
         if not line:
             continue
-        if not line.isdigit():
-            parser.error(f"--from-file {path}, line {number}: {line!r} is not a booking id")
-        ids.append(int(line))
+        problem = _id_problem(line)
+        if problem is None:
+            ids.append(int(line))
+        else:
+            problems.append(f"  line {number}: {problem}")
+    if problems:
+        shown = problems[:20] + ([f"  ... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        parser.error(f"--from-file {path}: {plural(len(problems), 'bad line')}:\n" + "\n".join(shown))
     return ids
 
 
 async def _call(args: argparse.Namespace, token: str) -> int:
+    journal: Path | None = None
+    if args.command in ("reschedule", "reconcile") and not args.no_journal:
+        journal = args.journal or default_journal_path()
     try:
         client = AdultWorkClient(
             token,
@@ -173,6 +258,7 @@ async def _call(args: argparse.Namespace, token: str) -> int:
             format=args.format or "json",
             timeout=args.timeout,
             allow_insecure_http=args.allow_insecure_http,
+            journal=journal,
         )
     except ValueError as exc:  # a bad --base-url or the like
         print(f"error: {exc}", file=sys.stderr)
@@ -193,11 +279,16 @@ async def _call(args: argparse.Namespace, token: str) -> int:
                 return EXIT_OK
             if args.command == "balance":
                 credits = await aw.credit_history.get_current_credit_balance()
-                print(to_json({"balance": credits}) if args.json else f"{credits} credits")
+                print(to_json({"balance": credits}) if args.json else f"{money(credits)} credits")
                 return EXIT_OK
+            if args.command == "reconcile":
+                return await reconcile(aw, args.booking_ids, args)
             return await _reschedule(aw, args)
     except AdultWorkError as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:  # the journal's folder or file cannot be written
+        print(f"error: journal {journal}: {exc}", file=sys.stderr)
         return EXIT_FAILED
 
 
@@ -239,40 +330,14 @@ def parse_span(text: str) -> timedelta:
 
 async def _reschedule(aw: AdultWorkClient, args: argparse.Namespace) -> int:
     ids: list[int] = args.ids
-    total = len(dict.fromkeys(ids))
-    progress = _Progress(sys.stderr, total) if sys.stderr.isatty() else None
-    outcomes = await aw.phonechat.reschedule_made_bookings(
-        ids,
-        concurrency=args.concurrency,
-        check_preconditions=not args.no_check,
-        on_progress=progress.update if progress else None,
-    )
-    if progress:
-        progress.finish()
-    if args.json:
-        print(to_json(outcomes))
-    else:
-        for outcome in outcomes:
-            print(outcome_line(outcome))
-        print(summary_line(outcomes))
-    return EXIT_OK if all(outcome.ok for outcome in outcomes) else EXIT_FAILED
-
-
-class _Progress:
-    """One line on a terminal, rewritten as outcomes arrive."""
-
-    def __init__(self, stream: TextIO, total: int) -> None:
-        self.stream, self.total, self.done, self.failed = stream, total, 0, 0
-
-    def update(self, outcome: RescheduleOutcome) -> None:
-        self.done += 1
-        self.failed += not outcome.ok
-        self.stream.write(f"\r{self.done}/{self.total} done, {self.failed} failed")
-        self.stream.flush()
-
-    def finish(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
+    if args.passed_since is not None:
+        if args.dry_run:
+            return await dry_run(aw, ids, args)
+        ids = ids + [b.booking_id async for b in aw.phonechat.passed_bookings(since=args.passed_since)]
+        if not ids:
+            print("no booking whose session passed in that span is waiting to be rescheduled")
+            return EXIT_OK
+    return await reschedule(aw, ids, args)
 
 
 async def _serve_sandbox(host: str, port: int) -> int:

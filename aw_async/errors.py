@@ -13,6 +13,7 @@
     │   ├── SessionPassedError          a confirmed booking's session has passed: too late to cancel
     │   ├── OfferTooLowError            the credits offered are below the user's price per minute
     │   └── AlreadyRescheduledError     the journal says the booking was rescheduled already
+    ├── NotStartedError                 a batch was stopped before this booking began; nothing was sent
     ├── ClientClosedError               a call on a client after aclose() (also a RuntimeError)
     ├── TokenNotSavedError              on_refresh failed to save a rotated refresh token
     ├── UnexpectedError                 a failure aw_async did not foresee (a bug): the cause says
@@ -52,6 +53,7 @@ __all__ = [
     "InsufficientCreditsError",
     "InvalidRequestError",
     "NotFoundError",
+    "NotStartedError",
     "OfferTooLowError",
     "OutcomeUnknownError",
     "PermissionDeniedError",
@@ -95,6 +97,11 @@ class DecodeError(AdultWorkError, ValueError):
 
 class EncodeError(AdultWorkError, ValueError):
     """A value cannot be written in the wire format (an XML-forbidden character, a NaN decimal)."""
+
+
+class NotStartedError(AdultWorkError):
+    """A batch was stopped (its ``stop`` event set, or cancelled) before this booking's POST could
+    leave; nothing that spends credits was sent for it."""
 
 
 class ClientClosedError(AdultWorkError, RuntimeError):

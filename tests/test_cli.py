@@ -101,10 +101,21 @@ async def test_reschedule_some_failed_is_exit_1_and_json_says_why(
 ) -> None:
     _server, demo = sandbox
     code, out, _ = await run(
-        "reschedule", "101", str(demo.upcoming), str(demo.expensive), "--json", *at(sandbox)
+        "reschedule",
+        "101",
+        str(demo.upcoming),
+        str(demo.expensive),
+        "--json",
+        "--concurrency",
+        "1",  # in order: 101's credits are spent before 120's are checked
+        *at(sandbox),
     )
     assert code == 1
-    outcomes = json.loads(out)
+    # One JSON object a line, each printed as its booking completed (so in completion order).
+    outcomes = sorted(
+        (json.loads(line) for line in out.splitlines()),
+        key=lambda o: [101, demo.upcoming, demo.expensive].index(o["booking_id"]),
+    )
     assert [(o["booking_id"], o["ok"]) for o in outcomes] == [
         (101, True),
         (demo.upcoming, False),
@@ -161,8 +172,13 @@ async def test_a_progress_line_on_a_terminal(sandbox: tuple[SandboxServer, DemoD
     ("args", "message"),
     [
         (["reschedule"], "reschedule needs booking ids"),
+        (["reschedule", "--passed-since", "yesterday"], "not a span"),
         (["reschedule", "1", "--concurrency", "0"], "--concurrency must be at least 1"),
-        (["reschedule", "abc"], "invalid int value"),
+        (["reschedule", "abc"], "'abc' is not a booking id"),
+        (["reschedule", "０"], "ASCII digits only"),
+        (["reschedule", "0"], "1 to 2147483647"),
+        (["reschedule", "12345678901234567890123"], "1 to 2147483647"),
+        (["reschedule", "--dry-run", "1"], "--dry-run goes with --passed-since"),
         (["frobnicate"], "invalid choice"),
         (["balance", "--format", "yaml"], "invalid choice"),
     ],
