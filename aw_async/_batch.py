@@ -8,7 +8,8 @@ Invariants:
   POST certainly spent nothing (a 4xx answer, or a request that never left). When the outcome is
   unknown, or the server failed (5xx), the credits stay reserved: better to refuse a later booking
   than to overspend.
-- Requests: one balance read, then per booking at most one MadeBookingDetails and one POST (a
+- Requests: one balance read (by the first booking that needs it), then per booking at most one
+  MadeBookingDetails and one POST (a
   booking whose last outcome is unknown is reconciled first: one more details read and a listing).
 - Each booking goes through the client's :class:`~aw_async._once.RescheduleGuard`: the journal,
   single-flight and reconciliation hold in a batch exactly as for a single call, so a batch re-run
@@ -146,19 +147,22 @@ async def reschedule_batch(
             except Exception:
                 log.exception("on_progress raised for booking %d; the batch goes on", outcome.booking_id)
 
-    ledger: _CreditLedger | None = None
-    if check_preconditions:
-        try:
-            ledger = _CreditLedger(await balance())
-        except Exception as exc:  # no balance, no booking can be checked: each one says why
-            error = as_outcome_error(exc, posting=False)
-            for index, booking_id in enumerate(ids):
-                report(index, RescheduleOutcome(booking_id, error=error))
-            return [o for o in outcomes if o is not None]
+    # The balance is read once, by the first booking that gets as far as needing it (a booking the
+    # journal already knows was rescheduled costs no request at all). If it cannot be read, every
+    # booking that needs it fails with that same error.
+    ledger_read: asyncio.Future[_CreditLedger] | None = None
+
+    async def the_ledger() -> _CreditLedger:
+        nonlocal ledger_read
+        if ledger_read is None:
+            ledger_read = asyncio.ensure_future(_read_ledger(balance))
+        return await asyncio.shield(ledger_read)
 
     async def attempt(booking_id: int, progress: Attempt) -> MadeBooking:
         booking: MadeBooking | None = None
-        if ledger is not None:
+        ledger: _CreditLedger | None = None
+        if check_preconditions:
+            ledger = await the_ledger()
             booking = await service.made_booking_details(booking_id)
             check_session_passed(booking, datetime.now(UTC), service.server_timezone)
             ledger.reserve(booking)
@@ -203,5 +207,13 @@ async def reschedule_batch(
                 continue
             report(index, await reschedule(index, booking_id))
 
-    await gather_or_cancel(*(worker() for _ in range(min(concurrency, len(ids)))))
+    try:
+        await gather_or_cancel(*(worker() for _ in range(min(concurrency, len(ids)))))
+    finally:
+        if ledger_read is not None and not ledger_read.done():
+            ledger_read.cancel()
     return [o for o in outcomes if o is not None]
+
+
+async def _read_ledger(balance: Callable[[], Awaitable[Decimal]]) -> _CreditLedger:
+    return _CreditLedger(await balance())

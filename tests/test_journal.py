@@ -1,0 +1,184 @@
+"""The journals themselves: the claim rule, durability and atomicity on a real sqlite file, what they
+forget and when, and liveness of an attempt's owner."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from aw_async.journal import (
+    AttemptState,
+    Journal,
+    JournalEntry,
+    MemoryJournal,
+    Owner,
+    SqliteJournal,
+    decide_claim,
+)
+
+LEASE = timedelta(minutes=3)
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
+    made: Journal = MemoryJournal() if request.param == "memory" else SqliteJournal(tmp_path / "j.sqlite3")
+    yield made
+    await made.aclose()
+
+
+def entry(state: AttemptState, **changes: object) -> JournalEntry:
+    return JournalEntry(
+        **{"booking_id": 1, "state": state, "attempted_at": NOW, "updated_at": NOW, **changes}
+    )  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("state", "force", "after_reconcile", "expected"),
+    [
+        (None, False, False, "claim"),
+        (AttemptState.REFUSED, False, False, "claim"),  # a refusal does not block a later attempt
+        (AttemptState.RESCHEDULED, False, False, "refuse"),
+        (AttemptState.RESCHEDULED, True, False, "claim"),
+        (AttemptState.UNKNOWN, False, False, "refuse"),  # reconcile first
+        (AttemptState.UNKNOWN, False, True, "claim"),
+        (AttemptState.UNKNOWN, True, False, "claim"),
+    ],
+)
+def test_the_claim_rule(
+    state: AttemptState | None, force: bool, after_reconcile: bool, expected: str
+) -> None:
+    current = entry(state) if state is not None else None
+    assert decide_claim(current, now=NOW, force=force, after_reconcile=after_reconcile) == expected
+
+
+def test_an_attempt_in_flight_is_never_claimed_twice_even_forced() -> None:
+    live = entry(AttemptState.IN_FLIGHT, owner=str(Owner.here()), lease_until=NOW + LEASE)
+    for force in (False, True):
+        assert decide_claim(live, now=NOW, force=force, after_reconcile=True) == "refuse"
+
+
+def test_an_attempt_whose_owner_is_gone_is_unknown() -> None:
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    gone = Owner(Owner.here().host, int(dead.stdout), "abc")
+    assert entry(AttemptState.IN_FLIGHT, owner=str(gone), lease_until=NOW + LEASE).effective_state(NOW) == (
+        AttemptState.UNKNOWN
+    )
+    elsewhere = Owner("another-host", 1, "abc")
+    live = entry(AttemptState.IN_FLIGHT, owner=str(elsewhere), lease_until=NOW + LEASE)
+    assert live.effective_state(NOW) is AttemptState.IN_FLIGHT  # only its lease can tell
+    assert live.effective_state(NOW + LEASE) is AttemptState.UNKNOWN
+
+
+async def test_claim_and_settle(journal: Journal) -> None:
+    me = Owner.here()
+    claim = await journal.claim(7, owner=me, lease=LEASE)
+    assert claim.granted
+    assert (await journal.get(7)).state is AttemptState.IN_FLIGHT  # type: ignore[union-attr]
+    assert not (await journal.claim(7, owner=Owner.here(), lease=LEASE)).granted
+    await journal.settle(7, AttemptState.RESCHEDULED, new_booking_id=70)
+    done = await journal.get(7)
+    assert done is not None
+    assert (done.state, done.new_booking_id, done.attempted_at) == (
+        AttemptState.RESCHEDULED,
+        70,
+        claim.entry.attempted_at,  # type: ignore[union-attr]
+    )
+    refused = await journal.claim(7, owner=me, lease=LEASE)
+    assert not refused.granted
+    assert refused.entry == done
+    assert (await journal.claim(7, owner=me, lease=LEASE, force=True)).granted
+
+
+async def test_what_a_journal_forgets_and_when(journal: Journal) -> None:
+    me = Owner.here()
+    for booking_id, state in enumerate(AttemptState, 1):
+        await journal.claim(booking_id, owner=me, lease=LEASE)
+        if state is not AttemptState.IN_FLIGHT:
+            await journal.settle(
+                booking_id, state, new_booking_id=100 if state is AttemptState.RESCHEDULED else None
+            )
+    now = datetime.now(UTC)
+    assert await journal.forget_old(now) == 0
+    assert await journal.forget_old(now + timedelta(days=2)) == 1  # refused: after a day
+    assert await journal.forget_old(now + timedelta(days=91)) == 1  # rescheduled: after 90 days
+    kept = {e.booking_id: e.state for e in await journal.entries()}
+    assert kept == {1: AttemptState.IN_FLIGHT, 4: AttemptState.UNKNOWN}  # never forgotten
+    assert await journal.forget_old(now + timedelta(days=10_000)) == 0
+
+
+async def test_a_memory_journal_stays_bounded_and_drops_settled_entries_first() -> None:
+    journal = MemoryJournal(max_entries=100)
+    me = Owner.here()
+    await journal.claim(0, owner=me, lease=LEASE)
+    await journal.settle(0, AttemptState.UNKNOWN)
+    for booking_id in range(1, 1000):
+        await journal.claim(booking_id, owner=me, lease=LEASE)
+        await journal.settle(booking_id, AttemptState.RESCHEDULED, new_booking_id=booking_id + 10_000)
+    kept = await journal.entries()
+    assert len(kept) == 100
+    assert kept[0].booking_id == 0  # the unknown one outlives every settled one
+    assert [e.booking_id for e in kept[1:]] == list(range(901, 1000))  # the newest
+
+
+async def test_a_sqlite_journal_is_committed_before_claim_returns(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "folder" / "j.sqlite3"
+    journal = SqliteJournal(path)
+    try:
+        assert (await journal.claim(5, owner=Owner.here(), lease=LEASE)).granted
+        with sqlite3.connect(path) as other:  # another connection, as another process would see it
+            row = other.execute("SELECT state FROM reschedules WHERE booking_id = 5").fetchone()
+        assert row == ("in_flight",)
+    finally:
+        await journal.aclose()
+
+
+async def test_two_sqlite_journals_on_one_file_grant_each_booking_once(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite3"
+    first, second = SqliteJournal(path), SqliteJournal(path)
+    try:
+        a, b = Owner.here(), Owner.here()
+        claims = await asyncio.gather(
+            *(
+                journal.claim(n, owner=owner, lease=LEASE)
+                for n in range(200)
+                for journal, owner in ((first, a), (second, b))
+            )
+        )
+        granted = [claim.entry.booking_id for claim in claims if claim.granted]  # type: ignore[union-attr]
+        assert sorted(granted) == list(range(200))
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_a_sqlite_journal_survives_its_process(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path)
+    await journal.claim(3, owner=Owner.here(), lease=LEASE)
+    await journal.settle(3, AttemptState.RESCHEDULED, new_booking_id=33)
+    await journal.aclose()
+    reopened = SqliteJournal(path)
+    try:
+        found = await reopened.get(3)
+        assert found is not None
+        assert (found.state, found.new_booking_id) == (AttemptState.RESCHEDULED, 33)
+    finally:
+        await reopened.aclose()
+
+
+async def test_a_closed_journal_refuses_work(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite3")
+    await journal.get(1)
+    await journal.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await journal.get(1)
