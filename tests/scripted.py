@@ -123,3 +123,14 @@ class ScriptedApi:
         )
         self.bookings[new.booking_id] = new
         return answer(new, format=self._format(kwargs))
+
+
+async def eventually(condition: Callable[[], bool], *, tries: int = 3000, step: float = 0.01) -> None:
+    """Wait until ``condition()`` holds, looking every ``step`` seconds, ``tries`` times at most."""
+    import asyncio
+
+    for _ in range(tries):
+        if condition():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"still not true after {tries} looks")

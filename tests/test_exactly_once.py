@@ -25,7 +25,7 @@ from aw_async.errors import (
 from aw_async.journal import AttemptState, MemoryJournal, SqliteJournal
 from aw_async.sandbox import SandboxServer
 
-from .scripted import past_booking
+from .scripted import eventually, past_booking
 
 TOKEN = "once-token"
 USER = 41
@@ -143,8 +143,7 @@ async def test_the_attempt_is_committed_before_the_post_arrives(
     path = tmp_path / "journal.sqlite3"
     async with AdultWorkClient(TOKEN, base_url=sandbox.url, journal=path) as aw:
         call = asyncio.ensure_future(aw.phonechat.reschedule_made_booking(4, check_preconditions=False))
-        while posts(sandbox) == 0:
-            await asyncio.sleep(0.01)
+        await eventually(lambda: posts(sandbox) > 0)
         with sqlite3.connect(path) as other:  # what another process would read now
             state = other.execute("SELECT state FROM reschedules WHERE booking_id = 4").fetchone()
         assert state == ("in_flight",)
