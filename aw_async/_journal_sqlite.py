@@ -22,11 +22,13 @@ import os
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .errors import JournalError
 from .journal import (
     DEFAULT_KEEP_REFUSED,
     DEFAULT_KEEP_RESCHEDULED,
@@ -122,6 +124,7 @@ class SqliteJournal(Journal):
         self._busy_timeout = busy_timeout
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._opening: asyncio.Future[None] | None = None
         self._closed = False
         self._settled = 0
 
@@ -138,15 +141,26 @@ class SqliteJournal(Journal):
         problem = ready.get()
         if problem is not None:
             self._thread = None
+            self._opening = None  # the next use tries again
             raise problem
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         connection = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.execute(_SCHEMA)
-        return connection
+        # Two processes opening a new file at once race to switch it to WAL and create the table;
+        # sqlite answers the loser "locked" at once, without its busy handler: try again, briefly.
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=FULL")
+                connection.execute(_SCHEMA)
+                return connection
+            except sqlite3.OperationalError:
+                if time.monotonic() >= deadline:
+                    connection.close()
+                    raise
+                time.sleep(0.02)  # on the journal's own thread, never the event loop's
 
     def _run(self, ready: queue.SimpleQueue[BaseException | None]) -> None:
         try:
@@ -197,10 +211,23 @@ class SqliteJournal(Journal):
             deliver(value, problem)
 
     async def _do(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``operation`` on the journal's thread, in a committed transaction.
+
+        Raises:
+            JournalError: the database could not be opened, read or written (a full disk, a lock
+                held past ``busy_timeout``, a file that is not a database).
+        """
+        try:
+            return await self._submit(operation)
+        except sqlite3.Error as exc:
+            raise JournalError(f"the journal {str(self.path)!r} failed: {exc}") from exc
+
+    async def _submit(self, operation: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
             raise RuntimeError("this journal is closed")
-        if self._thread is None:
-            await asyncio.to_thread(self._start)  # opening the file is disk I/O too
+        if self._opening is None:  # the first use opens the file, once, however many arrive at once
+            self._opening = asyncio.ensure_future(asyncio.to_thread(self._start))
+        await asyncio.shield(self._opening)  # opening the file is disk I/O too
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
 
@@ -212,6 +239,9 @@ class SqliteJournal(Journal):
 
     async def aclose(self) -> None:
         self._closed = True
+        if self._opening is not None:
+            with contextlib.suppress(Exception):  # a journal that failed to open has nothing to stop
+                await asyncio.shield(self._opening)
         if self._thread is not None:
             self._queue.put(_STOP)
             await asyncio.to_thread(self._thread.join)

@@ -3,10 +3,11 @@
 The rules (issue #3, after urllib3's ``Retry`` and stripe's client):
 
 - the request never left (no connection could be made): retry, whatever the method;
-- 429: retry, whatever the method (the server refused it unprocessed), after ``Retry-After``; a
-  ``Retry-After`` longer than ``max_retry_after`` is not waited out: the 429 is raised instead;
-- 5xx, a timeout, a lost connection: retry only an idempotent request. A request that changes
-  state (RescheduleMadeBooking) is never sent again once it may have reached the server;
+- 429, 5xx, a timeout, a lost connection: retry only an idempotent request, a 429 after
+  ``Retry-After`` (a ``Retry-After`` longer than ``max_retry_after`` is not waited out: the 429 is
+  raised instead). A request that changes state (RescheduleMadeBooking, CreateBooking) is never
+  sent again once it may have reached a server, not even after a 429: a server's word that it did
+  nothing is not proof, and the journal records the refusal, so calling again later is safe;
 - waits grow exponentially with full jitter (``random(0, min(cap, base * 2**attempt))``), so that a
   batch that failed together does not retry together.
 """
@@ -62,7 +63,7 @@ class RetryPolicy:
         """The wait before trying again after an answer with ``status``, or None to keep it."""
         if retry >= self.max_retries:
             return None
-        if status == 429:
+        if status == 429 and idempotent:
             if retry_after is None:
                 return self.backoff(retry)
             return retry_after if retry_after <= self.max_retry_after else None

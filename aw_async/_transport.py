@@ -13,9 +13,9 @@ and no middleware of the application's can send a POST a second time.
 Invariants:
 
 - A request is sent again only when :class:`~aw_async._retry.RetryPolicy` says so, and it says so
-  for a request that is not idempotent only when that request never left (no connection) or was
-  refused unprocessed (429). aiohttp's own silent retry on a dead keep-alive connection covers
-  idempotent methods only, so it never re-sends a POST either.
+  for a request that is not idempotent only when that request never left (no connection): never
+  after a 429, a 5xx, a timeout or a lost connection. aiohttp's own silent retry on a dead
+  keep-alive connection covers idempotent methods only, so it never re-sends a POST either.
 - ``asyncio.CancelledError`` is never caught: only ``Exception`` subclasses are mapped, and the
   response is read inside ``async with``, which releases the connection however the block ends.
 - No secret reaches a message or a chain: URLs are shown redacted, and a third-party exception is

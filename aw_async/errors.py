@@ -13,6 +13,7 @@
     │   ├── SessionPassedError          a confirmed booking's session has passed: too late to cancel
     │   ├── OfferTooLowError            the credits offered are below the user's price per minute
     │   └── AlreadyRescheduledError     the journal says the booking was rescheduled already
+    ├── JournalError                    the journal could not record an attempt; nothing was sent
     ├── NotStartedError                 a batch was stopped before this booking began; nothing was sent
     ├── ClientClosedError               a call on a client after aclose() (also a RuntimeError)
     ├── TokenNotSavedError              on_refresh failed to save a rotated refresh token
@@ -52,6 +53,7 @@ __all__ = [
     "EncodeError",
     "InsufficientCreditsError",
     "InvalidRequestError",
+    "JournalError",
     "NotFoundError",
     "NotStartedError",
     "OfferTooLowError",
@@ -97,6 +99,12 @@ class DecodeError(AdultWorkError, ValueError):
 
 class EncodeError(AdultWorkError, ValueError):
     """A value cannot be written in the wire format (an XML-forbidden character, a NaN decimal)."""
+
+
+class JournalError(AdultWorkError):
+    """The journal could not be read or written (a full disk, a lock held too long, a file that is
+    not a journal). When this comes before a POST, the POST was not sent; the original error is the
+    ``__cause__``."""
 
 
 class NotStartedError(AdultWorkError):

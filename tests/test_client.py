@@ -219,19 +219,30 @@ async def test_a_failure_to_connect_is_retried_for_every_call(
     assert len(sleeps) == 2
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
-async def test_a_429_is_retried_for_every_call_after_retry_after(
-    mock_api: aioresponses, method: str, sleeps: list[float]
+async def test_a_429_is_retried_for_a_get_after_retry_after(
+    mock_api: aioresponses, sleeps: list[float]
 ) -> None:
-    url = DETAILS_URL if method == "GET" else RESCHEDULE_URL
-    mock_api.add(url, method, callback=scripted(error(429, **{"Retry-After": "7"}), OK_BOOKING), repeat=True)
+    mock_api.add(
+        DETAILS_URL, "GET", callback=scripted(error(429, **{"Retry-After": "7"}), OK_BOOKING), repeat=True
+    )
     async with AdultWorkClient(TOKEN) as aw:
-        if method == "GET":
-            await aw.phonechat.made_booking_details(2)
-        else:
-            await aw.phonechat.reschedule_made_booking(2, check_preconditions=False)
-    assert len(calls(mock_api, method, url)) == 2
+        await aw.phonechat.made_booking_details(2)
+    assert len(calls(mock_api, "GET", DETAILS_URL)) == 2
     assert sleeps == [7.0]
+
+
+async def test_a_429_to_the_post_is_raised_not_sent_again(
+    mock_api: aioresponses, sleeps: list[float]
+) -> None:
+    mock_api.add(
+        RESCHEDULE_URL, "POST", callback=scripted(error(429, **{"Retry-After": "7"}), OK_BOOKING), repeat=True
+    )
+    async with AdultWorkClient(TOKEN) as aw:
+        with pytest.raises(RateLimitError) as caught:
+            await aw.phonechat.reschedule_made_booking(2, check_preconditions=False)
+    assert caught.value.retry_after == 7.0
+    assert len(calls(mock_api, "POST", RESCHEDULE_URL)) == 1
+    assert sleeps == []
 
 
 async def test_retry_after_as_an_http_date(mock_api: aioresponses, sleeps: list[float]) -> None:

@@ -29,7 +29,7 @@ def test_failures(failure: Failure, idempotent: bool, retried: bool) -> None:
     ("status", "idempotent", "retried"),
     [
         (429, True, True),
-        (429, False, True),  # refused unprocessed
+        (429, False, False),  # one call, one POST: not even after a 429
         (500, True, True),
         (500, False, False),
         (502, False, False),
@@ -48,7 +48,7 @@ def test_statuses(status: int, idempotent: bool, retried: bool) -> None:
 
 
 def test_retry_after_is_honoured_up_to_the_cap() -> None:
-    assert policy.after_status(429, idempotent=False, retry=0, retry_after=12.0) == 12.0
+    assert policy.after_status(429, idempotent=True, retry=0, retry_after=12.0) == 12.0
     assert policy.after_status(503, idempotent=True, retry=0, retry_after=3.0) == 3.0
     assert policy.after_status(429, idempotent=True, retry=0, retry_after=61.0) is None  # raise instead
     assert (
