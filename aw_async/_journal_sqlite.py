@@ -4,30 +4,34 @@ How it keeps its promises:
 
 - **Durable before the POST**: :meth:`claim` returns only once its transaction is committed
   (``synchronous=FULL``: on disk, not just handed to the OS).
-- **Atomic across processes**: every operation runs in a ``BEGIN IMMEDIATE`` transaction, which
-  takes sqlite's write lock first, so two processes claiming one booking are serialised and the
-  second sees the first's claim. A busy database is waited for (``busy_timeout``), not failed.
-- **Never blocking the event loop**: all disk I/O happens on one thread of the journal's own, which
-  owns the connection; coroutines hand it operations and await their results.
-- **Fast enough for a batch**: the thread takes every operation waiting when it starts a
-  transaction and commits them together (group commit), so fifty concurrent bookings cost one
-  ``fsync``, not fifty. Each caller still resumes only after the commit that holds its operation.
+- **Atomic across processes**: every transaction is ``BEGIN IMMEDIATE``, which takes sqlite's write
+  lock first, so two processes claiming one booking are serialised and the second sees the first's
+  claim. A busy database is waited for (``busy_timeout``), not failed.
+- **Never blocking the event loop**: all disk I/O happens on the journal's own thread
+  (:mod:`._sqlite_writer`), with group commit.
+- **Fast enough for a batch**: every statement releases the GIL, and getting it back from a busy
+  event loop can take a switch interval, so the thread writes a run of first claims in two
+  statements (which are new? insert those) and a run of outcomes in one (a multi-row upsert),
+  however many there are. An outcome is queued, not awaited: it is committed with the next group
+  (and before :meth:`aclose` returns). If the process dies first, the attempt is still in flight
+  under a dead owner, which the next attempt reads as unknown and reconciles: late, never wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 import os
-import queue
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import attrs
+
+from ._sqlite_writer import Deliver, SqliteWriter
 from .errors import JournalError
 from .journal import (
     DEFAULT_KEEP_REFUSED,
@@ -43,6 +47,8 @@ from .journal import (
 
 __all__ = ["SqliteJournal"]
 
+log = logging.getLogger("aw_async")
+
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -57,14 +63,29 @@ CREATE TABLE IF NOT EXISTS reschedules (
 )
 """
 _COLUMNS = "booking_id, state, attempted_at, updated_at, new_booking_id, owner, lease_until"
-_MAX_GROUP = 512  # operations committed together at most
-_STOP = object()
+_ROWS_PER_STATEMENT = 100  # 7 values a row: under the 999 variables older sqlite builds allow
+# An outcome: the attempt's attempted_at stays, the owner and lease go (a reconciliation of a
+# booking never attempted here inserts it, attempted now).
+_UPSERT_OUTCOME = (
+    " ON CONFLICT (booking_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,"
+    " new_booking_id = excluded.new_booking_id, owner = NULL, lease_until = NULL"
+)
 
-Operation = Callable[[sqlite3.Connection], Any]
-Deliver = Callable[[object, BaseException | None], None]
+Row = tuple[object, ...]
 
 
-def _row(entry: JournalEntry) -> tuple[object, ...]:
+@attrs.frozen
+class _Work:
+    """A piece of work for the journal's thread. ``claim`` (a first claim's row and the claim it
+    grants when the booking is new) and ``outcome`` (an outcome's row) mark the two kinds a batch
+    sends by the thousand, which the thread writes a run at a time."""
+
+    operation: Callable[[sqlite3.Connection], Any]
+    claim: tuple[Row, Claim] | None = None
+    outcome: Row | None = None
+
+
+def _row(entry: JournalEntry) -> Row:
     return (
         entry.booking_id,
         entry.state.value,
@@ -76,9 +97,7 @@ def _row(entry: JournalEntry) -> tuple[object, ...]:
     )
 
 
-def _entry(row: tuple[Any, ...] | None) -> JournalEntry | None:
-    if row is None:
-        return None
+def _entry(row: tuple[Any, ...]) -> JournalEntry:
     booking_id, state, attempted_at, updated_at, new_booking_id, owner, lease_until = row
     return JournalEntry(
         booking_id=booking_id,
@@ -92,13 +111,74 @@ def _entry(row: tuple[Any, ...] | None) -> JournalEntry | None:
 
 
 def _select(connection: sqlite3.Connection, booking_id: int) -> JournalEntry | None:
-    query = f"SELECT {_COLUMNS} FROM reschedules WHERE booking_id = ?"
-    return _entry(connection.execute(query, (booking_id,)).fetchone())
+    row = connection.execute(
+        f"SELECT {_COLUMNS} FROM reschedules WHERE booking_id = ?", (booking_id,)
+    ).fetchone()
+    return _entry(row) if row is not None else None
 
 
-def _upsert(connection: sqlite3.Connection, entry: JournalEntry) -> None:
-    statement = f"INSERT OR REPLACE INTO reschedules ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
-    connection.execute(statement, _row(entry))
+def _insert(connection: sqlite3.Connection, rows: list[Row], tail: str = "") -> None:
+    """Insert ``rows`` (all seven columns), a chunk of rows a statement; ``tail`` after VALUES."""
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_STATEMENT]
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        connection.execute(
+            f"INSERT INTO reschedules ({_COLUMNS}) VALUES {values}{tail}", [v for row in chunk for v in row]
+        )
+
+
+def _existing(connection: sqlite3.Connection, booking_ids: list[int]) -> set[int]:
+    found: set[int] = set()
+    for start in range(0, len(booking_ids), 900):
+        chunk = booking_ids[start : start + 900]
+        query = f"SELECT booking_id FROM reschedules WHERE booking_id IN ({', '.join('?' * len(chunk))})"
+        found.update(booking_id for (booking_id,) in connection.execute(query, chunk).fetchall())
+    return found
+
+
+def _run_group(connection: sqlite3.Connection, group: list[tuple[_Work, Deliver]]) -> list[Any]:
+    """A group's work, in queue order: runs of claims and of outcomes written together."""
+    results: list[Any] = []
+    claims: list[tuple[_Work, Deliver]] = []
+    outcomes: list[tuple[_Work, Deliver]] = []
+
+    def flush_claims() -> None:
+        if not claims:
+            return
+        rows = {work.claim[0][0]: work.claim[0] for work, _ in claims if work.claim}  # by booking id
+        new = set(rows) - _existing(connection, list(rows))  # type: ignore[arg-type]
+        _insert(connection, [rows[booking_id] for booking_id in new])
+        for work, deliver in claims:
+            assert work.claim is not None
+            if work.claim[0][0] in new:
+                new.discard(work.claim[0][0])  # one grant per booking, even if claimed twice here
+                results.append((deliver, work.claim[1], None))
+            else:  # the booking is known: the journal's rule decides
+                results.append((deliver, work.operation(connection), None))
+        claims.clear()
+
+    def flush_outcomes() -> None:
+        if not outcomes:
+            return
+        latest = {work.outcome[0]: work.outcome for work, _ in outcomes if work.outcome}  # the last wins
+        _insert(connection, list(latest.values()), _UPSERT_OUTCOME)
+        results.extend((deliver, None, None) for _, deliver in outcomes)
+        outcomes.clear()
+
+    for work, deliver in group:
+        if work.claim is not None:
+            flush_outcomes()
+            claims.append((work, deliver))
+        elif work.outcome is not None:
+            flush_claims()
+            outcomes.append((work, deliver))
+        else:  # no run overtakes what was queued before it
+            flush_claims()
+            flush_outcomes()
+            results.append((deliver, work.operation(connection), None))
+    flush_claims()
+    flush_outcomes()
+    return results
 
 
 class SqliteJournal(Journal):
@@ -122,27 +202,13 @@ class SqliteJournal(Journal):
         super().__init__(keep_refused=keep_refused, keep_rescheduled=keep_rescheduled)
         self.path = Path(path)
         self._busy_timeout = busy_timeout
-        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._opening: asyncio.Future[None] | None = None
-        self._closed = False
+        self._writer: SqliteWriter[_Work] = SqliteWriter(
+            self._connect, _run_group, f"aw-journal {self.path.name}"
+        )
         self._settled = 0
 
     def __repr__(self) -> str:
         return f"SqliteJournal({str(self.path)!r})"
-
-    # --- the writer thread ----------------------------------------------------------------------
-
-    def _start(self) -> None:
-        ready: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name=f"aw-journal {self.path.name}")
-        self._thread.daemon = True  # a crashed program must not hang on it; its commits are done
-        self._thread.start()
-        problem = ready.get()
-        if problem is not None:
-            self._thread = None
-            self._opening = None  # the next use tries again
-            raise problem
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -162,90 +228,30 @@ class SqliteJournal(Journal):
                     raise
                 time.sleep(0.02)  # on the journal's own thread, never the event loop's
 
-    def _run(self, ready: queue.SimpleQueue[BaseException | None]) -> None:
+    async def _queue(self, work: _Work) -> asyncio.Future[Any]:
         try:
-            connection = self._connect()
-        except BaseException as exc:  # reported to the opener, which raises it
-            ready.put(exc)
-            return
-        ready.put(None)
-        try:
-            while True:
-                first = self._queue.get()
-                if first is _STOP:
-                    return
-                group = [first]
-                while len(group) < _MAX_GROUP:
-                    try:
-                        item = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is _STOP:
-                        self._queue.put(_STOP)  # finish this group first, then stop
-                        break
-                    group.append(item)
-                self._commit_group(connection, group)  # type: ignore[arg-type]
-        finally:
-            connection.close()
+            return await self._writer.submit(work)
+        except sqlite3.Error as exc:  # the file could not be opened
+            raise self._failed(exc) from exc
 
-    @staticmethod
-    def _commit_group(connection: sqlite3.Connection, group: list[tuple[Operation, Deliver]]) -> None:
-        results: list[tuple[Deliver, object, BaseException | None]] = []
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            for operation, deliver in group:
-                connection.execute("SAVEPOINT op")  # one operation's failure undoes only itself
-                try:
-                    results.append((deliver, operation(connection), None))
-                    connection.execute("RELEASE op")
-                except sqlite3.Error as exc:
-                    connection.execute("ROLLBACK TO op")
-                    connection.execute("RELEASE op")
-                    results.append((deliver, None, exc))
-            connection.execute("COMMIT")
-        except sqlite3.Error as exc:  # the transaction as a whole failed: every operation did
-            with contextlib.suppress(sqlite3.Error):
-                connection.execute("ROLLBACK")
-            results = [(deliver, None, exc) for _, deliver in group]
-        for deliver, value, problem in results:  # only now: each result is committed
-            deliver(value, problem)
-
-    async def _do(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``operation`` on the journal's thread, in a committed transaction.
+    async def _do(self, operation: Callable[[sqlite3.Connection], T], **marks: Any) -> T:
+        """Run ``operation`` on the journal's thread, committed.
 
         Raises:
             JournalError: the database could not be opened, read or written (a full disk, a lock
                 held past ``busy_timeout``, a file that is not a database).
         """
+        future = await self._queue(_Work(operation, **marks))
         try:
-            return await self._submit(operation)
+            return await future  # type: ignore[no-any-return]
         except sqlite3.Error as exc:
-            raise JournalError(f"the journal {str(self.path)!r} failed: {exc}") from exc
+            raise self._failed(exc) from exc
 
-    async def _submit(self, operation: Callable[[sqlite3.Connection], T]) -> T:
-        if self._closed:
-            raise RuntimeError("this journal is closed")
-        if self._opening is None:  # the first use opens the file, once, however many arrive at once
-            self._opening = asyncio.ensure_future(asyncio.to_thread(self._start))
-        await asyncio.shield(self._opening)  # opening the file is disk I/O too
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-
-        def deliver(value: object, problem: BaseException | None) -> None:
-            loop.call_soon_threadsafe(_resolve, future, value, problem)
-
-        self._queue.put((operation, deliver))
-        return await future
+    def _failed(self, exc: sqlite3.Error) -> JournalError:
+        return JournalError(f"the journal {str(self.path)!r} failed: {exc}")
 
     async def aclose(self) -> None:
-        self._closed = True
-        if self._opening is not None:
-            with contextlib.suppress(Exception):  # a journal that failed to open has nothing to stop
-                await asyncio.shield(self._opening)
-        if self._thread is not None:
-            self._queue.put(_STOP)
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
+        await self._writer.close()
 
     # --- the journal ----------------------------------------------------------------------------
 
@@ -261,27 +267,27 @@ class SqliteJournal(Journal):
         force: bool = False,
         after_reconcile: bool = False,
     ) -> Claim:
-        def operation(connection: sqlite3.Connection) -> Claim:
-            now = datetime.now(UTC)
+        claimed = in_flight(booking_id, owner, datetime.now(UTC), lease)
+
+        def operation(connection: sqlite3.Connection) -> Claim:  # for a booking the journal knows
             entry = _select(connection, booking_id)
+            now = datetime.now(UTC)
             if decide_claim(entry, now=now, force=force, after_reconcile=after_reconcile) == "refuse":
                 return Claim(False, entry)
-            claimed = in_flight(booking_id, owner, now, lease)
-            _upsert(connection, claimed)
+            _insert(connection, [_row(claimed)], " ON CONFLICT (booking_id) DO UPDATE SET " + _ALL_COLUMNS)
             return Claim(True, claimed)
 
-        return await self._do(operation)
+        return await self._do(operation, claim=(_row(claimed), Claim(True, claimed)))
 
     async def settle(
         self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
     ) -> None:
-        def operation(connection: sqlite3.Connection) -> None:
-            now = datetime.now(UTC)
-            entry = _select(connection, booking_id)
-            attempted_at = entry.attempted_at if entry is not None else now
-            _upsert(connection, JournalEntry(booking_id, state, attempted_at, now, new_booking_id))
-
-        await self._do(operation)
+        now = datetime.now(UTC).isoformat()
+        row: Row = (booking_id, state.value, now, now, new_booking_id, None, None)
+        queued = await self._queue(
+            _Work(lambda connection: _insert(connection, [row], _UPSERT_OUTCOME), outcome=row)
+        )
+        queued.add_done_callback(_log_failure)  # not awaited: see the module's docstring
         self._settled += 1
         if self._settled % 1024 == 0:
             await self.forget_old()
@@ -289,7 +295,7 @@ class SqliteJournal(Journal):
     async def entries(self) -> list[JournalEntry]:
         def operation(connection: sqlite3.Connection) -> list[JournalEntry]:
             rows = connection.execute(f"SELECT {_COLUMNS} FROM reschedules ORDER BY booking_id").fetchall()
-            return [entry for entry in map(_entry, rows) if entry is not None]
+            return [_entry(row) for row in rows]
 
         return await self._do(operation)
 
@@ -312,10 +318,9 @@ class SqliteJournal(Journal):
         return await self._do(operation)
 
 
-def _resolve(future: asyncio.Future[Any], value: object, problem: BaseException | None) -> None:
-    if future.cancelled():
-        return  # its caller stopped waiting; the operation is committed all the same
-    if problem is not None:
-        future.set_exception(problem)
-    else:
-        future.set_result(value)
+_ALL_COLUMNS = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:])
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("the journal could not record an outcome: %s", future.exception())

@@ -1,6 +1,6 @@
 """``python -m benchmarks``: every benchmark, one table each, and the figures as JSON.
 
-    python -m benchmarks [--quick] [--only decode,memory,imports,e2e] [--json FILE]
+    python -m benchmarks [--quick] [--only decode,memory,imports,e2e,journal] [--json FILE]
 
 Install the peers first with ``pip install -e '.[bench]'``. Every comparison is interleaved in one run
 and reports medians, with ratios to a floor measured in that same run.
@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import decode, e2e, imports, memory
+from . import decode, e2e, imports, journal, memory
 
-SECTIONS = ("decode", "memory", "imports", "e2e")
+SECTIONS = ("decode", "memory", "imports", "e2e", "journal")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         bookings, rounds = (1000, 1) if args.quick else (5000, 3)
         figures["e2e"] = e2e.measure(bookings=bookings, concurrency=50, rounds=rounds)
         e2e.print_rows(figures["e2e"], bookings, 50)
+        print()
+    if "journal" in only:
+        bookings, rounds = (1000, 1) if args.quick else (5000, 3)
+        figures["journal"] = journal.measure(bookings=bookings, concurrency=50, rounds=rounds)
+        journal.print_rows(figures["journal"], bookings, 50)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"\nfigures written to {args.json}")

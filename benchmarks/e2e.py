@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import resource
 import statistics
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,30 +61,42 @@ async def _raw(base: str, bookings: int, concurrency: int, format: str, checks: 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def _client(base: str, bookings: int, concurrency: int, format: str, checks: bool) -> None:
+async def _client(
+    base: str, bookings: int, concurrency: int, format: str, checks: bool, journal: str = "memory"
+) -> None:
     from aw_async import AdultWorkClient
 
-    async with AdultWorkClient("benchmark", base_url=base, format=format) as aw:
-        outcomes = await aw.phonechat.reschedule_made_bookings(
-            range(1, bookings + 1), concurrency=concurrency, check_preconditions=checks
-        )
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "journal.sqlite3" if journal == "sqlite" else None
+        async with AdultWorkClient("benchmark", base_url=base, format=format, journal=path) as aw:
+            outcomes = await aw.phonechat.reschedule_made_bookings(
+                range(1, bookings + 1), concurrency=concurrency, check_preconditions=checks
+            )
     failed = [o for o in outcomes if not o.ok]
     if failed:
         raise SystemExit(f"{len(failed)} bookings failed, e.g. {failed[0].error}")
 
 
 def run_variant(
-    base: str, client: str, format: str, checks: bool, bookings: int, concurrency: int
+    base: str,
+    client: str,
+    format: str,
+    checks: bool,
+    bookings: int,
+    concurrency: int,
+    journal: str = "memory",
 ) -> dict[str, Any]:
     """One variant in this process (called in a fresh interpreter): its rate and peak RSS."""
     import aiohttp  # noqa: F401  # imported before the clock starts: the batch is measured,
 
     import aw_async  # noqa: F401  # not the interpreter's start
 
-    run = _raw if client == "raw aiohttp" else _client
     cpu_before = time.process_time()
     started = time.perf_counter()
-    asyncio.run(run(base, bookings, concurrency, format, checks))
+    if client == "raw aiohttp":
+        asyncio.run(_raw(base, bookings, concurrency, format, checks))
+    else:
+        asyncio.run(_client(base, bookings, concurrency, format, checks, journal))
     seconds = time.perf_counter() - started
     return {
         "bookings_per_s": bookings / seconds,
@@ -103,9 +117,10 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _in_fresh_interpreter(
-    base: str, variant: tuple[str, str, bool], bookings: int, concurrency: int
+def in_fresh_interpreter(
+    base: str, variant: tuple[str, str, bool], bookings: int, concurrency: int, journal: str = "memory"
 ) -> dict[str, Any]:
+    """One variant in a new interpreter (its own peak RSS, no warm caches from the others)."""
     client, format, checks = variant
     done = subprocess.run(
         [
@@ -119,6 +134,7 @@ def _in_fresh_interpreter(
             str(checks),
             str(bookings),
             str(concurrency),
+            journal,
         ],
         capture_output=True,
         text=True,
@@ -135,7 +151,9 @@ def _stats(base: str) -> dict[str, int]:
         return json.loads(response.read())
 
 
-def measure(bookings: int = 5000, concurrency: int = 50, rounds: int = 3) -> list[dict[str, Any]]:
+@contextlib.contextmanager
+def lean_server() -> Iterator[str]:
+    """The benchmark server (:mod:`._e2e_server`) in another process; yields its base URL."""
     with tempfile.TemporaryDirectory() as scratch:
         port_file = Path(scratch) / "port"
         server = subprocess.Popen(
@@ -148,17 +166,21 @@ def measure(bookings: int = 5000, concurrency: int = 50, rounds: int = 3) -> lis
                 if time.monotonic() > deadline or server.poll() is not None:
                     raise RuntimeError("the benchmark server did not start")
                 time.sleep(0.05)
-            base = f"http://127.0.0.1:{port_file.read_text()}"
-            samples: dict[tuple[str, str, bool], list[dict[str, Any]]] = {v: [] for v in VARIANTS}
-            requests: dict[tuple[str, str, bool], int] = {}
-            _stats(base)
-            for _ in range(rounds):
-                for variant in VARIANTS:
-                    samples[variant].append(_in_fresh_interpreter(base, variant, bookings, concurrency))
-                    requests[variant] = sum(_stats(base).values())
+            yield f"http://127.0.0.1:{port_file.read_text()}"
         finally:
             server.terminate()
             server.wait()
+
+
+def measure(bookings: int = 5000, concurrency: int = 50, rounds: int = 3) -> list[dict[str, Any]]:
+    samples: dict[tuple[str, str, bool], list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    requests: dict[tuple[str, str, bool], int] = {}
+    with lean_server() as base:
+        _stats(base)
+        for _ in range(rounds):
+            for variant in VARIANTS:
+                samples[variant].append(in_fresh_interpreter(base, variant, bookings, concurrency))
+                requests[variant] = sum(_stats(base).values())
     rows = []
     for client, format, checks in VARIANTS:
         variant = (client, format, checks)
@@ -203,10 +225,11 @@ def print_rows(rows: list[dict[str, Any]], bookings: int, concurrency: int) -> N
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--one":
-        base, client, format, checks, bookings, concurrency = argv[1:]
-        print(
-            json.dumps(run_variant(base, client, format, checks == "True", int(bookings), int(concurrency)))
+        base, client, format, checks, bookings, concurrency, journal = argv[1:]
+        figures = run_variant(
+            base, client, format, checks == "True", int(bookings), int(concurrency), journal
         )
+        print(json.dumps(figures))
         return 0
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -1,0 +1,152 @@
+"""A sqlite3 connection on a thread of its own, with group commit: the plumbing of ``SqliteJournal``.
+
+Coroutines hand the thread work and await its result; the event loop never touches the disk. The
+thread takes every piece of work waiting when it starts a transaction and commits them together
+(group commit): fifty concurrent callers cost one ``fsync``, not fifty, and each still resumes only
+after the commit that holds its work. What a group does is the owner's (``run_group``); a group
+that fails is run again one piece at a time, so that one failure fails only its own caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+__all__ = ["Deliver", "GroupRunner", "SqliteWriter"]
+
+T = TypeVar("T")
+W = TypeVar("W")  # a piece of work, as the owner describes it
+
+Deliver = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
+"""Where a piece of work's result goes: a future, and the loop it belongs to."""
+Result = tuple[Deliver, object, "BaseException | None"]
+#: Runs a group of work in an open transaction and gives each piece's result, in any order.
+GroupRunner = Callable[[sqlite3.Connection, list[tuple[W, Deliver]]], list[Result]]
+
+_MAX_GROUP = 512  # pieces of work committed together at most
+_STOP = object()
+
+
+class SqliteWriter(Generic[W]):
+    """The thread that owns one connection.
+
+    Args:
+        connect: opens the connection (on the thread).
+        run_group: does a group's work inside ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+    """
+
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], run_group: GroupRunner[W], name: str
+    ) -> None:
+        self._connect = connect
+        self._run_group = run_group
+        self._name = name
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._opening: asyncio.Future[None] | None = None
+        self.closed = False
+
+    async def submit(self, work: W) -> asyncio.Future[Any]:
+        """Queue ``work``; the future resolves once it is committed (or fails)."""
+        if self.closed:
+            raise RuntimeError("this journal is closed")
+        if self._opening is None:  # the first use opens the file, once, however many arrive at once
+            self._opening = asyncio.ensure_future(asyncio.to_thread(self._start))
+        await asyncio.shield(self._opening)  # opening the file is disk I/O too
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put((work, (loop, future)))
+        return future
+
+    async def close(self) -> None:
+        """Commit what is queued, then stop the thread and close the connection."""
+        self.closed = True
+        if self._opening is not None:
+            with contextlib.suppress(Exception):  # a writer that failed to open has nothing to stop
+                await asyncio.shield(self._opening)
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+
+    def _start(self) -> None:
+        ready: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+        thread = threading.Thread(target=self._run, args=(ready,), name=self._name, daemon=True)
+        thread.start()  # daemon: a crashed program must not hang on it; its commits are done
+        problem = ready.get()
+        if problem is not None:
+            self._opening = None  # the next use tries again
+            raise problem
+        self._thread = thread
+
+    def _run(self, ready: queue.SimpleQueue[BaseException | None]) -> None:
+        try:
+            connection = self._connect()
+        except BaseException as exc:  # reported to the opener, which raises it
+            ready.put(exc)
+            return
+        ready.put(None)
+        try:
+            while True:
+                first = self._queue.get()
+                if first is _STOP:
+                    return
+                group = [first]
+                while len(group) < _MAX_GROUP:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        self._queue.put(_STOP)  # finish this group first, then stop
+                        break
+                    group.append(item)
+                self._commit(connection, group)  # type: ignore[arg-type]  # no _STOP in it
+        finally:
+            connection.close()
+
+    def _commit(self, connection: sqlite3.Connection, group: list[tuple[W, Deliver]]) -> None:
+        try:
+            results = self._transaction(connection, group)
+        except sqlite3.Error:
+            results = []  # run each alone, so that one failure fails only its own caller
+            for item in group:
+                try:
+                    results += self._transaction(connection, [item])
+                except sqlite3.Error as exc:
+                    results.append((item[1], None, exc))
+        # Only now, each result being committed; one wake-up of each waiting loop for the group.
+        by_loop: dict[
+            asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object, BaseException | None]]
+        ] = {}
+        for (loop, future), value, problem in results:
+            by_loop.setdefault(loop, []).append((future, value, problem))
+        for loop, resolved in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody waits
+                loop.call_soon_threadsafe(_resolve_all, resolved)
+
+    def _transaction(self, connection: sqlite3.Connection, group: list[tuple[W, Deliver]]) -> list[Result]:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            results = self._run_group(connection, group)
+            connection.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+            raise
+        return results
+
+
+def _resolve_all(resolved: list[tuple[asyncio.Future[Any], object, BaseException | None]]) -> None:
+    for future, value, problem in resolved:
+        if future.cancelled():
+            continue  # its caller stopped waiting; the work is committed all the same
+        if problem is not None:
+            future.set_exception(problem)
+        else:
+            future.set_result(value)
