@@ -279,6 +279,15 @@ class SqliteJournal(Journal):
 
         return await self._do(operation, claim=(_row(claimed), Claim(True, claimed)))
 
+    async def release(self, booking_id: int, owner: Owner) -> None:
+        now = datetime.now(UTC).isoformat()
+        statement = (
+            "UPDATE reschedules SET state = ?, updated_at = ?, owner = NULL, lease_until = NULL"
+            " WHERE booking_id = ? AND state = ? AND owner = ?"
+        )
+        parameters = (AttemptState.REFUSED.value, now, booking_id, AttemptState.IN_FLIGHT.value, str(owner))
+        await self._do(lambda connection: connection.execute(statement, parameters).rowcount)
+
     async def settle(
         self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
     ) -> None:

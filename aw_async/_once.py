@@ -79,7 +79,11 @@ class RescheduleGuard:
         self._reconcile = reconcile
 
     async def run(
-        self, booking_id: int, attempt: Callable[[Attempt], Awaitable[MadeBooking]], *, force: bool = False
+        self,
+        booking_id: int,
+        attempt: Callable[[Attempt], Awaitable[MadeBooking]],
+        *,
+        force: bool = False,
     ) -> MadeBooking:
         """Reschedule ``booking_id`` by running ``attempt`` at most once, as the journal allows.
 
@@ -91,9 +95,18 @@ class RescheduleGuard:
         return await self.journal.single_flight(booking_id, lambda: self._flight(booking_id, attempt, force))
 
     async def _flight(
-        self, booking_id: int, attempt: Callable[[Attempt], Awaitable[MadeBooking]], force: bool
+        self,
+        booking_id: int,
+        attempt: Callable[[Attempt], Awaitable[MadeBooking]],
+        force: bool,
     ) -> MadeBooking:
-        await self._claim(booking_id, force)
+        try:
+            await self._claim(booking_id, force)
+        except asyncio.CancelledError:
+            # A claim may have been committed after all: give it back, so it does not hold the
+            # booking until its lease runs out. (Only our own claim in flight is touched.)
+            await asyncio.shield(self.journal.release(booking_id, self.owner))
+            raise
         progress = Attempt()
         try:
             new = await attempt(progress)

@@ -246,6 +246,12 @@ class Journal(abc.ABC):
         this returns) unless the rule of :func:`decide_claim` refuses it."""
 
     @abc.abstractmethod
+    async def release(self, booking_id: int, owner: Owner) -> None:
+        """Give up ``owner``'s claim on ``booking_id`` if it holds one that is still in flight (its
+        caller went away before sending anything): recorded as refused. Anything else is left as
+        it is, so a release can never erase what is known."""
+
+    @abc.abstractmethod
     async def settle(
         self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
     ) -> None:
@@ -314,6 +320,11 @@ class MemoryJournal(Journal):
             return Claim(False, entry)
         self._put(in_flight(booking_id, owner, now, lease))
         return Claim(True, self._entries[booking_id])
+
+    async def release(self, booking_id: int, owner: Owner) -> None:
+        entry = self._entries.get(booking_id)
+        if entry is not None and entry.state is AttemptState.IN_FLIGHT and entry.owner == str(owner):
+            await self.settle(booking_id, AttemptState.REFUSED)
 
     async def settle(
         self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None

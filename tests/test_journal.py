@@ -182,3 +182,16 @@ async def test_a_closed_journal_refuses_work(tmp_path: Path) -> None:
     await journal.aclose()
     with pytest.raises(RuntimeError, match="closed"):
         await journal.get(1)
+
+
+async def test_a_release_gives_back_only_the_owners_claim_in_flight(journal: Journal) -> None:
+    me, other = Owner.here(), Owner.here()
+    await journal.claim(1, owner=me, lease=LEASE)
+    await journal.release(1, other)  # not its claim: untouched
+    assert (await journal.get(1)).state is AttemptState.IN_FLIGHT  # type: ignore[union-attr]
+    await journal.release(1, me)
+    assert (await journal.get(1)).state is AttemptState.REFUSED  # type: ignore[union-attr]
+    await journal.claim(2, owner=me, lease=LEASE)
+    await journal.settle(2, AttemptState.RESCHEDULED, new_booking_id=20)
+    await journal.release(2, me)  # a release never erases what is known
+    assert (await journal.get(2)).state is AttemptState.RESCHEDULED  # type: ignore[union-attr]
