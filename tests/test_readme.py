@@ -129,3 +129,14 @@ async def test_the_lifecycle_example(sandbox: tuple[SandboxServer, DemoData]) ->
     assert len(created) == 1
     assert created[0].status == "Cancelled"
     assert set(recent) <= before | {created[0].booking_id}
+
+
+async def test_the_journal_example(sandbox: tuple[SandboxServer, DemoData], tmp_path: Path) -> None:
+    server, demo = sandbox
+    journal = str(tmp_path / "journal.sqlite3")
+    first = await example("journal")["reschedule_what_passed"](demo.token, journal, base_url=server.url)
+    assert first["rescheduled"] >= 1
+    assert first["unknown"] == 0
+    again = await example("journal")["reschedule_what_passed"](demo.token, journal, base_url=server.url)
+    assert again["rescheduled"] == 0  # a re-run reschedules nothing twice
+    assert all(server.reschedule_count(b) <= 1 for b in demo.passed)
