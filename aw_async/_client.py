@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # only the transport imports aiohttp's client at run time
 
 __all__ = ["PRODUCTION_URL", "SANDBOX_URL", "AdultWorkClient", "Format"]
 
-#: The vendor's sandbox, used in every sample (API.md).
+#: The vendor's sandbox, used in every sample (docs/api.md).
 SANDBOX_URL = "https://api-sandbox.adultwork.com"
 #: Production. Not documented by the vendor; the obvious pattern, overridable with ``base_url``.
 PRODUCTION_URL = "https://api.adultwork.com"
@@ -41,7 +41,7 @@ class Format(enum.StrEnum):
     XML = "xml"
 
 
-# A codec serves a format when it serves that format's media type (PUBLIC_API.md, "Codecs").
+# A codec serves a format when it serves that format's media type (docs/public-api.md, "Codecs").
 _FORMAT_MEDIA_TYPES = {
     Format.JSON: ("application/json", "text/json"),
     Format.XML: ("application/xml", "text/xml"),

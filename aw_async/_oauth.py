@@ -1,4 +1,4 @@
-"""The OAuth 2.0 refresh grant of Unified Login (API.md, "Access tokens"), with no I/O.
+"""The OAuth 2.0 refresh grant of Unified Login (docs/api.md, "Access tokens"), with no I/O.
 
 ``POST https://platform.adultwork.com/OAuth/token``, form-encoded ``grant_type=refresh_token``,
 ``client_id``, ``client_secret``, ``refresh_token``; the answer is JSON ``{"access_token",

@@ -44,11 +44,11 @@ def require_id(value: object, what: str = "booking id") -> int:
 
 
 def check_session_passed(booking: MadeBooking, now: datetime, server_timezone: tzinfo) -> None:
-    """Raise unless the booking's SessionDate is before ``now`` (RescheduleMadeBooking.txt,
-    "Prerequisites").
+    """Raise unless the booking's SessionDate is before ``now`` (docs/api.md,
+    "RescheduleMadeBooking").
 
     A naive SessionDate is the server's local time (.NET "Unspecified"): it is read in
-    ``server_timezone`` (API.md, "Datetimes and time zones"). In the hour a DST change repeats,
+    ``server_timezone`` (docs/api.md, "Datetimes and time zones"). In the hour a DST change repeats,
     the earlier of the two instants is taken.
     """
     session = booking.session_date

@@ -318,7 +318,7 @@ class PermissionDeniedError(ApiError):
     """403: the token does not carry the scope the endpoint needs.
 
     Attributes:
-        scope: the scope the endpoint needs (API.md).
+        scope: the scope the endpoint needs (docs/api.md).
     """
 
     def __init__(self, status: int, body: ErrorBody | None, *, scope: str = "", **kwargs: Any) -> None:

@@ -7,7 +7,7 @@ once, in :mod:`aw_async.codecs`, so a model knows nothing of JSON, XML or HTTP.
 Fields are declared in the order the server's Json.NET serializer writes them (RescheduleMadeBooking
 response sample), which is also the order ``JsonCodec.encode`` writes them in.
 
-Tolerance (design.md, "Models and decoding"): an enum value the server adds later stays the raw
+Tolerance (docs/design.md, "Models and decoding"): an enum value the server adds later stays the raw
 ``str``/``int``, so ``status`` is typed ``BookingStatus | str`` and ``method`` ``CallMethod | int``.
 Datetimes keep the kind they came with: naive for the server's "Unspecified" values, aware for ``Z``
 and offsets. Money is always :class:`~decimal.Decimal`.
@@ -107,7 +107,7 @@ class MadeBooking:
 
 @attrs.frozen(kw_only=True)
 class ErrorBody:
-    """The body of an error answer: ASP.NET Web API's ``HttpError`` (API.md, "Error bodies").
+    """The body of an error answer: ASP.NET Web API's ``HttpError`` (docs/api.md, "Error bodies").
 
     ``model_state`` maps a request field (``request.BookingID``) to its validation messages. In XML
     the server joins several messages for one key with spaces, so an XML body always decodes to

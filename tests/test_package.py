@@ -33,7 +33,7 @@ def test_all_lists_what_each_public_module_defines() -> None:
 
 
 def test_the_contracts_public_names_are_importable() -> None:
-    # PUBLIC_API.md, "Imports": users and acceptance tests import exactly these.
+    # docs/public-api.md, "Imports": users and acceptance tests import exactly these.
     from aw_async import (  # noqa: F401
         PRODUCTION_URL,
         SANDBOX_URL,

@@ -76,7 +76,7 @@ def test_elements_are_matched_by_namespace_never_by_prefix(seed_xml: bytes) -> N
         .replace("i:nil", "nul:nil")
     )
     assert codec.decode(renamed.encode(), MadeBooking) == SEED_XML_BOOKING
-    # The default namespace redeclared on each child instead of a prefix, as WIRE.md allows:
+    # The default namespace redeclared on each child instead of a prefix, as docs/wire.md allows:
     redeclared = re.sub(r"<d4p1:(\w+)", rf'<\1 xmlns="{BOOKINGS}"', seed_text())
     redeclared = re.sub(r"</d4p1:(\w+)>", r"</\1>", redeclared)
     assert "d4p1:" not in redeclared.replace("xmlns:d4p1", "")
@@ -116,7 +116,7 @@ def test_nil_absent_and_empty() -> None:
     text = with_member(text, "CancelledReason", "")
     text = with_member(text, "Candidate", '<Candidate i:nil="true" />')
     booking = codec.decode(text.encode(), MadeBooking)
-    assert booking.comments == ""  # empty without i:nil is the empty string (WIRE.md)
+    assert booking.comments == ""  # empty without i:nil is the empty string (docs/wire.md)
     assert booking.cancelled_by == ""
     assert booking.phone_number is None
     assert booking.cancelled_reason is None

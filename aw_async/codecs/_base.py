@@ -126,7 +126,7 @@ def split_bom(data: bytes) -> tuple[str | None, bytes]:
     """The encoding a byte order mark names, and the data without it (``None`` and ``data`` if none).
 
     A BOM outranks the ``Content-Type`` charset: it is in the bytes themselves, and a proxy that
-    adds a UTF-8 BOM (WIRE.md) does not fix the header.
+    adds a UTF-8 BOM (docs/wire.md) does not fix the header.
     """
     if data[:2] in _BOM_STARTS:
         for bom, encoding in _BOMS:

@@ -57,7 +57,7 @@ __all__ = [
 ]
 
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
-#: Primitive roots such as ``<decimal>`` (WIRE.md, "Primitive roots").
+#: Primitive roots such as ``<decimal>`` (docs/wire.md, "Primitive roots").
 SERIALIZATION_NS = "http://schemas.microsoft.com/2003/10/Serialization/"
 _DATACONTRACT = "http://schemas.datacontract.org/2004/07/"
 MADE_NS = _DATACONTRACT + "API.Models.PhoneChat.Bookings.Made"

@@ -1,4 +1,4 @@
-"""The JSON codec: what Json.NET under ASP.NET Web API reads and writes (WIRE.md, "JSON").
+"""The JSON codec: what Json.NET under ASP.NET Web API reads and writes (docs/wire.md, "JSON").
 
 Decoding: the body's charset comes from a BOM, else the ``Content-Type`` charset, else UTF-8.
 Numbers with a fraction become :class:`~decimal.Decimal` straight from their text, so money never

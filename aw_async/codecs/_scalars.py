@@ -5,7 +5,7 @@ decode path every call counts.
 
 Python's own parsers are too lenient for a tolerant-but-strict reader: ``int()`` takes ``" 1_0 "``
 and Arabic-Indic digits, ``Decimal()`` takes ``"NaN"`` and ``"1e5"``, ``datetime.fromisoformat``
-takes ``"2018-01-25 14:32"`` and week dates. The server sends none of those (WIRE.md), so each reader
+takes ``"2018-01-25 14:32"`` and week dates. The server sends none of those (docs/wire.md), so each reader
 here accepts exactly the server's forms and raises :class:`InvalidValue` for anything else.
 """
 
@@ -46,7 +46,7 @@ def describe(value: object) -> str:
     return f"{type(value).__name__} {text}"
 
 
-# WIRE.md, "Datetime rules": no suffix, `Z` or `+hh:mm`, 0 to 7 fractional digits. Used to word
+# docs/wire.md, "Datetime rules": no suffix, `Z` or `+hh:mm`, 0 to 7 fractional digits. Used to word
 # the error; the hot path checks the same shape more cheaply (see parse_datetime).
 _DATETIME_SHAPE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,7})?(?:Z|[+-][0-9]{2}:[0-9]{2})?"

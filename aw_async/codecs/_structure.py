@@ -97,7 +97,7 @@ _METHOD_BY_VALUE: dict[int, CallMethod] = {m.value: m for m in CallMethod}
 
 
 def _read_status(value: Any, _: Any) -> BookingStatus | str:
-    # A status the server adds later stays the raw string (PUBLIC_API.md, "Models").
+    # A status the server adds later stays the raw string (docs/public-api.md, "Models").
     if type(value) is not str:
         raise InvalidValue(f"expected a status string, got {describe(value)}")
     return _STATUS_BY_VALUE.get(value, value)
@@ -128,7 +128,7 @@ def make_converter(leaves: LeafReaders) -> Converter:
         inner = converter.get_structure_hook(inner_type)
 
         def read_optional(value: Any, _: Any) -> Any:
-            # Absent and null both mean None (design.md, "tolerant reader").
+            # Absent and null both mean None (docs/design.md, "tolerant reader").
             return None if value is None else inner(value, inner_type)
 
         return read_optional

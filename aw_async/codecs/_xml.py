@@ -1,6 +1,6 @@
 """The XML codec: .NET DataContractSerializer documents, and Web API's ``<Error>`` bodies.
 
-Reading (WIRE.md, "XML"):
+Reading (docs/wire.md, "XML"):
 
 - The encoding comes from a BOM, else the ``Content-Type`` charset, else the XML declaration, else
   UTF-8. Whatever it is, the body is handed to lxml as UTF-8, so one byte scan can refuse every

@@ -29,8 +29,8 @@ from ._scalars import InvalidValue, format_date, format_datetime, format_decimal
 
 __all__ = ["PRIMITIVE_ROOTS", "write_document"]
 
-#: The root element names a primitive may arrive under (WIRE.md, "Primitive roots"). A decimal
-#: balance may come as ``<int>`` when the server's value is integral (API.md, GetCurrentCreditBalance).
+#: The root element names a primitive may arrive under (docs/wire.md, "Primitive roots"). A decimal
+#: balance may come as ``<int>`` when the server's value is integral (docs/api.md, GetCurrentCreditBalance).
 PRIMITIVE_ROOTS: dict[type, tuple[str, ...]] = {
     Decimal: ("decimal", "int", "long"),
     int: ("int", "long"),

@@ -138,7 +138,7 @@ class SandboxServer:
     ) -> None:
         """Accept ``refresh_token`` at :attr:`token_url` from the application ``client_id``. Each
         refresh revokes it and gives a new one, and an access token that lives ``expires_in``
-        seconds (API.md: 20 minutes)."""
+        seconds (docs/api.md: 20 minutes)."""
         grant = TokenGrant(user_id, frozenset(scopes), frozenset(group_members))
         self.state.refresh_tokens[refresh_token] = RefreshGrant(client_id, client_secret, grant, expires_in)
 
@@ -297,7 +297,7 @@ class SandboxServer:
         format, media_type = _negotiate(request.headers.get("Accept"))
         body = _CODECS[format].encode(value)
         if _wants_utf16(request.headers.get("Accept-Charset")):
-            # What .NET writes when asked for UTF-16: little-endian, with a BOM (WIRE.md).
+            # What .NET writes when asked for UTF-16: little-endian, with a BOM (docs/wire.md).
             return b"\xff\xfe" + body.decode("utf-8").encode("utf-16-le"), f"{media_type}; charset=utf-16"
         return body, f"{media_type}; charset=utf-8"
 

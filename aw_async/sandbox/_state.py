@@ -96,7 +96,7 @@ class SandboxState:
         return grant
 
     def refresh(self, form: dict[str, str]) -> dict[str, object]:
-        """The OAuth refresh grant (API.md, "Access tokens"): a new access token and a new refresh
+        """The OAuth refresh grant (docs/api.md, "Access tokens"): a new access token and a new refresh
         token, the old refresh token revoked."""
         if form.get("grant_type") != "refresh_token":
             raise Refusal(400, "unsupported_grant_type")
@@ -281,7 +281,7 @@ class SandboxState:
 
     def reschedule(self, user_id: int, booking_id: int) -> MadeBooking:
         """RescheduleMadeBooking: a new booking like the old one, its session 5 to 10 minutes from
-        now, Pending, its credits taken from the balance (RescheduleMadeBooking.txt)."""
+        now, Pending, its credits taken from the balance (docs/api.md, "RescheduleMadeBooking")."""
         booking = self.booking_of(user_id, booking_id)
         session = booking.session_date
         now = datetime.now(self.server_timezone)
