@@ -9,6 +9,8 @@ See README.md for the whole tour.
 
 from __future__ import annotations
 
+import logging
+
 from ._batch import RescheduleOutcome
 from ._client import PRODUCTION_URL, SANDBOX_URL, AdultWorkClient, Format
 from ._oauth import TOKEN_URL, TokenSet
@@ -23,6 +25,10 @@ from .models import (
     PhoneChatMethod,
     UserBookingRequirements,
 )
+
+# A library's logger stays silent until the application configures logging: without a handler of its
+# own, Python's last-resort handler would print every retry warning on stderr.
+logging.getLogger("aw_async").addHandler(logging.NullHandler())
 
 __all__ = [
     "PRODUCTION_URL",

@@ -64,7 +64,7 @@ class Api:
                 )
                 secrets = request.secrets
                 response = await send(request)
-            return decipher_response(endpoint, request, response, self.codecs)
+            return decipher_response(endpoint, request, response, self.codecs, acting_for=as_user)
         except AdultWorkError as exc:
             scrub_exception(exc, (*secrets, *self._known_secrets()))
             raise

@@ -26,7 +26,7 @@ from .journal import Journal, MemoryJournal, SqliteJournal
 if TYPE_CHECKING:  # only the transport imports aiohttp's client at run time
     import aiohttp
 
-__all__ = ["PRODUCTION_URL", "SANDBOX_URL", "AdultWorkClient", "Format"]
+__all__ = ["PRODUCTION_URL", "SANDBOX_URL", "AdultWorkClient", "Format", "InsecureUrlError"]
 
 #: The vendor's sandbox, used in every sample (docs/api.md).
 SANDBOX_URL = "https://api-sandbox.adultwork.com"
@@ -57,17 +57,35 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+class InsecureUrlError(ValueError):
+    """A plain ``http://`` URL to a host other than this machine: the token would travel in clear.
+
+    Attributes:
+        what: which URL (``base_url``, ``token_url``).
+        url, host: the URL, and its host.
+    """
+
+    def __init__(self, what: str, url: str, host: str, *, override: str = "allow_insecure_http=True") -> None:
+        super().__init__(
+            f"{what} {url!r} is plain http to {host}, which would send the token in clear; "
+            f"use https, or pass {override} if you really mean it"
+        )
+        self.what, self.url, self.host = what, url, host
+
+
 def check_url(url: str, what: str, *, allow_insecure_http: bool) -> None:
     """Refuse a URL that is not http(s), or plain http to a host that is not this machine: the bearer
-    token (and, for the token endpoint, the client secret) would cross the network in clear."""
+    token (and, for the token endpoint, the client secret) would cross the network in clear.
+
+    Raises:
+        InsecureUrlError: plain http to another machine (a ``ValueError``).
+        ValueError: not an http(s) URL at all.
+    """
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"{what} must be an http(s) URL, got {url!r}")
     if parts.scheme == "http" and not allow_insecure_http and not _is_loopback(parts.hostname):
-        raise ValueError(
-            f"{what} {url!r} is plain http to {parts.hostname}, which would send the token in clear; "
-            "use https, or pass allow_insecure_http=True if you really mean it"
-        )
+        raise InsecureUrlError(what, url, parts.hostname)
 
 
 def _accept_for(format: Format, codecs: Sequence[Codec]) -> str:
@@ -171,6 +189,12 @@ class AdultWorkClient:
 
     def __repr__(self) -> str:
         return f"AdultWorkClient(base_url={self.base_url!r}, format={self.format.value!r})"
+
+    @property
+    def connections_in_use(self) -> int:
+        """How many connections this client's session holds checked out right now: 0 whenever no
+        request is in flight, whatever happened to the last one (a reset, a timeout, a cancel)."""
+        return self._api.transport.connections_in_use
 
     async def __aenter__(self) -> Self:
         return self

@@ -144,7 +144,14 @@ def build_request(
     return Request(endpoint.method, url, headers, body, endpoint.idempotent, secrets)
 
 
-def decipher_response(endpoint: Endpoint[R], request: Request, response: Response, codecs: CodecSet) -> R:
+def decipher_response(
+    endpoint: Endpoint[R],
+    request: Request,
+    response: Response,
+    codecs: CodecSet,
+    *,
+    acting_for: int | None = None,
+) -> R:
     """The model a 2xx answer carries, decoded by its ``Content-Type`` (not by what was asked).
 
     Raises:
@@ -154,7 +161,7 @@ def decipher_response(endpoint: Endpoint[R], request: Request, response: Respons
             way: nothing but a :class:`DecodeError` leaves decoding.
     """
     if not 200 <= response.status < 300:
-        raise api_error(response, request, scope=endpoint.scope, codecs=codecs)
+        raise api_error(response, request, scope=endpoint.scope, codecs=codecs, acting_for=acting_for)
     try:
         return codecs.decode(
             response.body, endpoint.response, content_type=response.headers.get("Content-Type")
@@ -188,6 +195,7 @@ def api_error(
     now: datetime | None = None,
     message: str | None = None,
     error_class: type[ApiError] | None = None,
+    acting_for: int | None = None,
     **extra: Any,
 ) -> ApiError:
     """The typed error for a non-2xx answer, with the server's ``HttpError`` body when it sent one
@@ -215,6 +223,7 @@ def api_error(
     cls = error_class or _ERROR_CLASSES.get(status, ServerError if status >= 500 else ApiError)
     if cls is PermissionDeniedError:
         details["scope"] = scope
+        details["acting_for"] = acting_for
     elif cls is RateLimitError:
         details["retry_after"] = parse_retry_after(response.headers.get("Retry-After"), now)
     return cls(status, body, **details)

@@ -92,6 +92,19 @@ class Transport:
         self.retry = retry
         self._max_body_bytes = max_body_bytes
         self._closed = False
+        self._open_responses = 0
+
+    @property
+    def connections_in_use(self) -> int:
+        """How many connections of the pool are checked out right now (0 when nothing is in flight).
+
+        aiohttp keeps no public count, so this reads its connector's set of acquired connections,
+        here and nowhere else; were that ever gone, the count of responses this transport holds open
+        is given instead."""
+        if self._session is None or self._session.connector is None:
+            return 0
+        acquired = getattr(self._session.connector, "_acquired", None)
+        return len(acquired) if acquired is not None else self._open_responses
 
     @property
     def owns_session(self) -> bool:
@@ -213,9 +226,13 @@ class Transport:
             data=request.body,
             timeout=self._timeout,
             allow_redirects=False,  # a redirect would carry the bearer token to another URL
-            raise_for_status=False,  # a borrowed session may have it on; statuses are ours to map
+            raise_for_status=False,  # statuses are ours to map
         ) as resp:
-            body = await self._read_body(resp)
+            self._open_responses += 1
+            try:
+                body = await self._read_body(resp)
+            finally:
+                self._open_responses -= 1
             return Response(resp.status, resp.headers, body)
 
     async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:

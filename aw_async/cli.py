@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
 import os
 import sys
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from pathlib import Path
 from ._cli_demo import run_demo
 from ._cli_format import booking_line, error_line, money, plural, to_json
 from ._cli_reschedule import default_journal_path, dry_run, reconcile, reschedule
-from ._client import SANDBOX_URL, AdultWorkClient, Format
+from ._client import SANDBOX_URL, AdultWorkClient, Format, InsecureUrlError
 from ._prerequisites import ORDERS
 from ._version import __version__
 from .errors import AdultWorkError
@@ -168,10 +169,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(run_demo(formats, print))
         if args.command == "sandbox":
             try:
-                return asyncio.run(_serve_sandbox(args.host, args.port))
+                return asyncio.run(_serve_sandbox(args.host, args.port, args.token))
             except KeyboardInterrupt:  # the way to stop it
                 print("sandbox stopped")
                 return EXIT_OK
+            except OSError as exc:  # the port is taken, the address is not this machine's...
+                print(
+                    f"error: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr
+                )
+                if exc.errno == errno.EADDRINUSE:
+                    print("  another program listens there: pass --port 0 for any free port", file=sys.stderr)
+                return EXIT_FAILED
         token = args.token or os.environ.get("AW_ACCESS_TOKEN")
         if not token:
             parser.error("an access token is needed: pass --token or set AW_ACCESS_TOKEN")
@@ -260,6 +268,10 @@ async def _call(args: argparse.Namespace, token: str) -> int:
             allow_insecure_http=args.allow_insecure_http,
             journal=journal,
         )
+    except InsecureUrlError as exc:  # worded for this command line, not for the Python API
+        plain = InsecureUrlError("--base-url", exc.url, exc.host, override="--allow-insecure-http")
+        print(f"error: {plain}", file=sys.stderr)
+        return EXIT_USAGE
     except ValueError as exc:  # a bad --base-url or the like
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -340,9 +352,9 @@ async def _reschedule(aw: AdultWorkClient, args: argparse.Namespace) -> int:
     return await reschedule(aw, ids, args)
 
 
-async def _serve_sandbox(host: str, port: int) -> int:
+async def _serve_sandbox(host: str, port: int, token: str | None) -> int:
     async with SandboxServer(host=host, port=port) as sandbox:
-        demo = seed_demo(sandbox)
+        demo = seed_demo(sandbox, token=token) if token else seed_demo(sandbox)
         passed = " ".join(map(str, demo.passed))
         print(f"Sandbox serving on {sandbox.url} (Ctrl-C to stop)", flush=True)
         print(f"  token     {demo.token}  (user {demo.user_id}, {demo.balance} credits)")

@@ -315,18 +315,34 @@ class AuthenticationError(ApiError):
 
 
 class PermissionDeniedError(ApiError):
-    """403: the token does not carry the scope the endpoint needs.
+    """403: the token does not carry the scope the endpoint needs, or (for a group manager's call)
+    the user acted for is not in a group the token's user manages.
 
     Attributes:
         scope: the scope the endpoint needs (docs/api.md).
+        acting_for: the group member the call acted for (``as_user``), if any.
     """
 
-    def __init__(self, status: int, body: ErrorBody | None, *, scope: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        status: int,
+        body: ErrorBody | None,
+        *,
+        scope: str = "",
+        acting_for: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.scope = scope
+        self.acting_for = acting_for
         super().__init__(status, body, **kwargs)
 
     def _describe(self) -> str:
-        needs = f"; this endpoint needs the scope {self.scope!r}" if self.scope else ""
+        if self.acting_for is not None:  # a group manager's call: membership comes first
+            needs = f"; is user {self.acting_for} a member of a group you manage?"
+            if self.scope:
+                needs += f" (the token also needs the scope {self.scope!r})"
+        else:
+            needs = f"; this endpoint needs the scope {self.scope!r}" if self.scope else ""
         return super()._describe() + needs
 
 

@@ -123,10 +123,7 @@ def closed_port() -> int:
 
 
 def acquired(aw: AdultWorkClient) -> int:
-    session = aw._api.transport._session
-    if session is None or session.connector is None:
-        return 0
-    return len(session.connector._acquired)  # aiohttp has no public count of connections in use
+    return aw.connections_in_use
 
 
 @pytest.mark.parametrize("name", list(CASES))

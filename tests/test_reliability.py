@@ -90,7 +90,4 @@ async def test_a_batch_cancelled_mid_flight() -> None:
             sandbox.faults.clear()
             assert await aw.credit_history.get_current_credit_balance() == Decimal(1000 - len(posted))
             assert client_tasks() == []
-            session = aw._api.transport._session
-            assert session is not None
-            assert session.connector is not None
-            assert len(session.connector._acquired) == 0
+            assert aw.connections_in_use == 0

@@ -8,9 +8,18 @@ fixtures ``aw_sandbox`` and ``aw_client`` (see :mod:`aw_async.sandbox.pytest_plu
 
 from __future__ import annotations
 
-from ._demo import DemoData, seed_demo
+from ._demo import DemoData, make_booking, seed_demo
 from ._faults import Fault, Faults
 from ._server import SandboxServer, SeenRequest
 from ._state import ALL_SCOPES
 
-__all__ = ["ALL_SCOPES", "DemoData", "Fault", "Faults", "SandboxServer", "SeenRequest", "seed_demo"]
+__all__ = [
+    "ALL_SCOPES",
+    "DemoData",
+    "Fault",
+    "Faults",
+    "SandboxServer",
+    "SeenRequest",
+    "make_booking",
+    "seed_demo",
+]

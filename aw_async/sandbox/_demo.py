@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import attrs
 
 from ..models import BookingStatus, CallMethod, MadeBooking, PhoneChatBookingUser
 from ._server import SandboxServer
 
-__all__ = ["DemoData", "seed_demo"]
+__all__ = ["DemoData", "make_booking", "seed_demo"]
 
 
 @attrs.frozen
@@ -56,6 +57,33 @@ def _booking(booking_id: int, credits: str, session: datetime, nickname: str, us
             disputes=0,
         ),
     )
+
+
+def make_booking(
+    booking_id: int,
+    *,
+    credits: Decimal | str = "8.00",
+    session_date: datetime | timedelta = timedelta(hours=-1),
+    duration: int = 15,
+    status: BookingStatus | str = BookingStatus.CONFIRMED,
+    book_user_id: int = 123456,
+    nickname: str = "BookedUser",
+    **changes: Any,
+) -> MadeBooking:
+    """A booking to seed a sandbox with, every member filled in; change any with keywords.
+
+    Args:
+        session_date: when the session is (was): a ``timedelta`` from now (negative: it has passed,
+            so it can be rescheduled), an aware datetime, or a naive one, which the sandbox (like the
+            real server) reads as its local time, ``Europe/London`` by default.
+        book_user_id, nickname: the user the booking is with (its ``Candidate``).
+        changes: any other member of :class:`~aw_async.MadeBooking` (``comments``, ``method``...).
+
+    >>> sandbox.add_booking(make_booking(42), client_user_id=1)      # doctest: +SKIP
+    """
+    session = datetime.now(UTC) + session_date if isinstance(session_date, timedelta) else session_date
+    booking = _booking(booking_id, str(credits), session, nickname, book_user_id)
+    return attrs.evolve(booking, duration=duration, status=status, **changes)
 
 
 def seed_demo(sandbox: SandboxServer, *, token: str = "sandbox-token") -> DemoData:

@@ -16,11 +16,18 @@ then the answer is lost: the case a client must report as "outcome unknown").
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import struct
+from collections.abc import Callable
 from typing import Literal
 
 import attrs
+from aiohttp import web
 
-__all__ = ["Fault", "FaultKind", "Faults"]
+from ..models import ErrorBody
+
+__all__ = ["Fault", "FaultKind", "Faults", "answer_instead", "answer_partly"]
 
 FaultKind = Literal[
     "rate_limit", "server_error", "answer", "reset", "reset_body", "truncate", "slow_body", "delay"
@@ -86,3 +93,70 @@ class Faults:
                     self._waiting.remove(fault)
                 return fault
         return None
+
+
+async def answer_instead(
+    request: web.Request, fault: Fault, encode: Callable[[web.Request, object], tuple[bytes, str]]
+) -> web.StreamResponse:
+    """The answer a fault gives instead of the operation's (or none at all: a reset)."""
+    if fault.kind == "reset":
+        _reset(request)
+        return web.Response(status=500)  # never reaches the client
+    if fault.kind == "answer":
+        return web.Response(
+            status=fault.status,
+            body=fault.body,
+            headers={"Content-Type": fault.content_type, **fault.headers},
+        )
+    headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
+    if fault.kind == "rate_limit":
+        body, content_type = encode(request, ErrorBody(message="Too many requests."))
+        return web.Response(status=429, body=body, headers={"Content-Type": content_type, **headers})
+    reason = {
+        500: "Internal Server Error",
+        502: "Bad Gateway",
+        503: "Service Unavailable",
+        504: "Gateway Timeout",
+    }.get(fault.status, "Error")
+    page = f"<html><head><title>{fault.status} {reason}</title></head><body><h1>{reason}</h1></body></html>"
+    return web.Response(
+        status=fault.status,
+        text=page,
+        content_type="text/html",
+        headers=headers if fault.status in (429, 503) else {},
+    )
+
+
+async def answer_partly(
+    request: web.Request, status: int, body: bytes, content_type: str, fault: Fault
+) -> web.StreamResponse:
+    """Half the answer, then a close, a reset or a pause (``truncate``, ``reset_body``,
+    ``slow_body``)."""
+    response = web.StreamResponse(status=status, headers={"Content-Type": content_type})
+    response.content_length = len(body)
+    await response.prepare(request)
+    half = len(body) // 2
+    await response.write(body[:half])
+    if fault.kind == "truncate":  # the connection closes with half the promised bytes sent
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    if fault.kind == "reset_body":  # ...or is reset in the middle of the body
+        await asyncio.sleep(0.01)  # let the half body leave first
+        _reset(request)
+        return response
+    await asyncio.sleep(fault.seconds)
+    await response.write(body[half:])
+    await response.write_eof()
+    return response
+
+
+def _reset(request: web.Request) -> None:
+    """Drop the connection with a RST (SO_LINGER 0), as a crashed peer or a middlebox does."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import struct
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
@@ -28,7 +27,7 @@ from .._endpoints import ENDPOINTS, Endpoint
 from ..codecs import JsonCodec, XmlCodec, decode_query
 from ..errors import DecodeError
 from ..models import ErrorBody, MadeBooking, UserBookingRequirements
-from ._faults import Fault, Faults
+from ._faults import Faults, answer_instead, answer_partly
 from ._handlers import HANDLERS
 from ._state import ALL_SCOPES, RefreshGrant, Refusal, SandboxState, TokenGrant
 
@@ -136,11 +135,23 @@ class SandboxServer:
         group_members: Iterable[int] = (),
         expires_in: int = 1200,
     ) -> None:
-        """Accept ``refresh_token`` at :attr:`token_url` from the application ``client_id``. Each
-        refresh revokes it and gives a new one, and an access token that lives ``expires_in``
-        seconds (docs/api.md: 20 minutes)."""
+        """Accept ``refresh_token`` at :attr:`token_url` from the application ``client_id``.
+
+        Each refresh revokes it and gives a new refresh token, and an access token that lives
+        ``expires_in`` seconds (the real server's is 20 minutes: docs/api.md, "Access tokens")."""
         grant = TokenGrant(user_id, frozenset(scopes), frozenset(group_members))
         self.state.refresh_tokens[refresh_token] = RefreshGrant(client_id, client_secret, grant, expires_in)
+
+    def expire_token(self, token: str) -> None:
+        """Make an access token expire now: the next request with it gets a 401, and a
+        :class:`~aw_async.RefreshingToken` refreshes."""
+        grant = self.state.tokens[token]
+        self.state.tokens[token] = attrs.evolve(grant, expires_at=datetime.now(UTC))
+
+    def revoke_token(self, token: str) -> None:
+        """Forget an access token, or a refresh token: it is refused from now on."""
+        self.state.tokens.pop(token, None)
+        self.state.refresh_tokens.pop(token, None)
 
     @property
     def token_url(self) -> str:
@@ -219,12 +230,20 @@ class SandboxServer:
     # --- handling ---------------------------------------------------------------------------------
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._serve(request)
+        except ConnectionError:
+            # The client went away mid-request (a test that cancels, a timeout): nothing to answer,
+            # and nothing wrong with the sandbox. Without this, aiohttp prints a full traceback.
+            return web.Response(status=499)
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(SeenRequest(request.method, request.path, request.query_string))
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         fault = self.faults.take(request.method, request.path)
         if fault is not None and fault.when == "before" and fault.kind in _ANSWERS_INSTEAD:
-            return await self._fail(request, fault)
+            return await answer_instead(request, fault, self._encode)
         if fault is not None and fault.kind == "delay" and fault.when == "before":
             await asyncio.sleep(fault.seconds)
         if request.path.lower() == "/oauth/token" and request.method == "POST":
@@ -234,11 +253,13 @@ class SandboxServer:
             body, content_type = self._encode(request, value)
         if fault is not None:
             if fault.kind in _ANSWERS_INSTEAD:
-                return await self._fail(request, fault)  # processed, then the answer is lost
+                return await answer_instead(
+                    request, fault, self._encode
+                )  # processed, then the answer is lost
             if fault.kind == "delay" and fault.when == "after":
                 await asyncio.sleep(fault.seconds)
             if fault.kind in ("truncate", "reset_body", "slow_body"):
-                return await self._partial(request, status, body, content_type, fault)
+                return await answer_partly(request, status, body, content_type, fault)
         return web.Response(status=status, body=body, headers={"Content-Type": content_type})
 
     def _answer(self, request: web.Request, body: bytes) -> tuple[int, object]:
@@ -300,68 +321,6 @@ class SandboxServer:
             # What .NET writes when asked for UTF-16: little-endian, with a BOM (docs/wire.md).
             return b"\xff\xfe" + body.decode("utf-8").encode("utf-16-le"), f"{media_type}; charset=utf-16"
         return body, f"{media_type}; charset=utf-8"
-
-    async def _fail(self, request: web.Request, fault: Fault) -> web.StreamResponse:
-        if fault.kind == "reset":
-            _reset(request)
-            return web.Response(status=500)  # never reaches the client
-        if fault.kind == "answer":
-            return web.Response(
-                status=fault.status,
-                body=fault.body,
-                headers={"Content-Type": fault.content_type, **fault.headers},
-            )
-        headers = {"Retry-After": fault.retry_after} if fault.retry_after else {}
-        if fault.kind == "rate_limit":
-            body, content_type = self._encode(request, ErrorBody(message="Too many requests."))
-            return web.Response(status=429, body=body, headers={"Content-Type": content_type, **headers})
-        reason = {
-            500: "Internal Server Error",
-            502: "Bad Gateway",
-            503: "Service Unavailable",
-            504: "Gateway Timeout",
-        }.get(fault.status, "Error")
-        page = (
-            f"<html><head><title>{fault.status} {reason}</title></head><body><h1>{reason}</h1></body></html>"
-        )
-        return web.Response(
-            status=fault.status,
-            text=page,
-            content_type="text/html",
-            headers=headers if fault.status in (429, 503) else {},
-        )
-
-    async def _partial(
-        self, request: web.Request, status: int, body: bytes, content_type: str, fault: Fault
-    ) -> web.StreamResponse:
-        response = web.StreamResponse(status=status, headers={"Content-Type": content_type})
-        response.content_length = len(body)
-        await response.prepare(request)
-        half = len(body) // 2
-        await response.write(body[:half])
-        if fault.kind == "truncate":  # the connection closes with half the promised bytes sent
-            if request.transport is not None:
-                request.transport.close()
-            return response
-        if fault.kind == "reset_body":  # ...or is reset in the middle of the body
-            await asyncio.sleep(0.01)  # let the half body leave first
-            _reset(request)
-            return response
-        await asyncio.sleep(fault.seconds)
-        await response.write(body[half:])
-        await response.write_eof()
-        return response
-
-
-def _reset(request: web.Request) -> None:
-    """Drop the connection with a RST (SO_LINGER 0), as a crashed peer or a middlebox does."""
-    transport = request.transport
-    if transport is None:
-        return
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
 
 
 def _int_parameter(value: str | None, name: str) -> int:
