@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,13 +21,17 @@ from .scripted import past_booking
 README = Path(__file__).resolve().parent.parent / "README.md"
 
 
+def example_source(name: str) -> str:
+    """The README's ``<!-- example: name -->`` code block."""
+    match = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", README.read_text(), re.DOTALL)
+    assert match, f"README has no example {name!r}"
+    return match.group(1)
+
+
 def example(name: str) -> dict[str, Any]:
     """Run the README's ``<!-- example: name -->`` code block and return what it defined."""
-    text = README.read_text()
-    match = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", text, re.DOTALL)
-    assert match, f"README has no example {name!r}"
     namespace: dict[str, Any] = {"__name__": f"readme_{name}"}
-    exec(compile(match.group(1), f"README.md:{name}", "exec"), namespace)
+    exec(compile(example_source(name), f"README.md:{name}", "exec"), namespace)
     return namespace
 
 
@@ -60,6 +65,11 @@ async def test_the_web_backend_example(sandbox: tuple[SandboxServer, DemoData]) 
                 assert "has not passed" in await response.text()
             async with http.post("/bookings/999/reschedule") as response:
                 assert response.status == 404
+            async with http.post("/bookings/abc/reschedule") as response:
+                assert response.status == 404  # not a 500
+            async with http.post(f"/bookings/{demo.passed[0]}/reschedule") as response:
+                assert response.status == 409  # a second click: nothing sent
+                assert "already rescheduled" in await response.text()
             server.faults.add("reset", method="POST", when="after")
             async with http.post(f"/bookings/{demo.passed[1]}/reschedule") as response:
                 assert response.status == 504
@@ -107,8 +117,56 @@ async def test_the_chat_bot_example(
 
 
 async def test_the_sandbox_example() -> None:
-    booking = past_booking(77, credits="4.50", session_date=datetime.now(UTC) - timedelta(minutes=5))
-    await example("sandbox")["sandbox_tour"](booking)
+    await example("sandbox")["sandbox_tour"]()
+
+
+def test_the_pytest_example_runs_in_a_fresh_project_in_strict_mode(tmp_path: Path) -> None:
+    """As a user would have it: a project of its own, pytest-asyncio's default configuration."""
+    (tmp_path / "test_mine.py").write_text(example_source("pytest"))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-o", "asyncio_mode=strict"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+    without = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert without.returncode != 0
+    assert "need pytest-asyncio: pip install pytest-asyncio" in without.stdout
+
+
+async def test_the_chat_bot_example_when_the_save_fails_and_after_a_lost_token(
+    sandbox: tuple[SandboxServer, DemoData], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, demo = sandbox
+    monkeypatch.chdir(tmp_path)
+    server.add_refresh_token("initial", client_id="my-bot", client_secret="bot-secret", user_id=demo.user_id)
+    (tmp_path / "adultwork-tokens.json").write_text('{"refresh_token": "initial"}')
+    bot = example("bot")
+
+    async def disk_full(tokens: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setitem(bot, "save", disk_full)  # make_client reads `save` from its module
+    async with bot["make_client"](
+        "my-bot", "bot-secret", base_url=server.url, token_url=server.token_url
+    ) as aw:
+        assert await bot["on_message"](aw, "/balance") == (
+            "I could not save your login; I will try again with your next message."
+        )
+    # A restart: the file still holds the replaced token, which the server no longer takes.
+    async with bot["make_client"](
+        "my-bot", "bot-secret", base_url=server.url, token_url=server.token_url
+    ) as aw:
+        assert await bot["on_message"](aw, "/balance") == "Your login has expired: please log in again."
 
 
 async def test_the_lifecycle_example(sandbox: tuple[SandboxServer, DemoData]) -> None:

@@ -2,15 +2,21 @@
 
 - ``aw_sandbox``: a running :class:`~aw_async.sandbox.SandboxServer` that accepts the token
   :data:`SANDBOX_TOKEN` for user :data:`SANDBOX_USER_ID`, with every scope; seed it with bookings
-  and a balance in your test.
+  (:func:`~aw_async.sandbox.make_booking`) and a balance in your test.
 - ``aw_client``: an :class:`~aw_async.AdultWorkClient` bound to ``aw_sandbox`` with that token.
 
-Both are async fixtures and need pytest-asyncio; without it this plugin registers nothing.
+Both are async fixtures: they need pytest-asyncio, and work in its default (strict) mode, where an
+async test is marked ``@pytest.mark.asyncio``. Without pytest-asyncio (not installed, or disabled
+with ``-p no:asyncio``), asking for either fails with a message that says so, instead of pytest's
+"fixture not found".
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any, NoReturn
+
+import pytest
 
 from .._client import AdultWorkClient
 from ._server import SandboxServer
@@ -22,24 +28,49 @@ SANDBOX_TOKEN = "aw-sandbox-token"
 #: The user that token belongs to.
 SANDBOX_USER_ID = 1
 
-try:
+_NEEDS = (
+    "the aw_sandbox and aw_client fixtures are async and need pytest-asyncio: "
+    "pip install pytest-asyncio, and mark the test @pytest.mark.asyncio (or set asyncio_mode = auto)"
+)
+
+
+class _WithoutAsyncio:
+    """What the fixtures are when pytest-asyncio is missing: a clear failure."""
+
+    @pytest.fixture
+    def aw_sandbox(self) -> NoReturn:
+        pytest.fail(_NEEDS, pytrace=False)
+
+    @pytest.fixture
+    def aw_client(self) -> NoReturn:
+        pytest.fail(_NEEDS, pytrace=False)
+
+
+def _with_asyncio() -> Any:
     import pytest_asyncio
-except ImportError:  # pragma: no cover - the fixtures need pytest-asyncio to run at all
-    _have_pytest_asyncio = False
-else:
-    _have_pytest_asyncio = True
 
-if _have_pytest_asyncio:
+    class WithAsyncio:
+        @pytest_asyncio.fixture
+        async def aw_sandbox(self) -> AsyncIterator[SandboxServer]:
+            """A running SandboxServer that accepts SANDBOX_TOKEN for SANDBOX_USER_ID."""
+            async with SandboxServer() as sandbox:
+                sandbox.add_token(SANDBOX_TOKEN, user_id=SANDBOX_USER_ID)
+                yield sandbox
 
-    @pytest_asyncio.fixture
-    async def aw_sandbox() -> AsyncIterator[SandboxServer]:
-        """A running SandboxServer that accepts SANDBOX_TOKEN for SANDBOX_USER_ID."""
-        async with SandboxServer() as sandbox:
-            sandbox.add_token(SANDBOX_TOKEN, user_id=SANDBOX_USER_ID)
-            yield sandbox
+        @pytest_asyncio.fixture
+        async def aw_client(self, aw_sandbox: SandboxServer) -> AsyncIterator[AdultWorkClient]:
+            """An AdultWorkClient bound to aw_sandbox with SANDBOX_TOKEN."""
+            async with AdultWorkClient(SANDBOX_TOKEN, base_url=aw_sandbox.url) as client:
+                yield client
 
-    @pytest_asyncio.fixture
-    async def aw_client(aw_sandbox: SandboxServer) -> AsyncIterator[AdultWorkClient]:
-        """An AdultWorkClient bound to aw_sandbox with SANDBOX_TOKEN."""
-        async with AdultWorkClient(SANDBOX_TOKEN, base_url=aw_sandbox.url) as client:
-            yield client
+    return WithAsyncio()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the fixtures that fit: pytest-asyncio may be installed but disabled (``-p no:asyncio``)."""
+    active = config.pluginmanager.has_plugin("asyncio")
+    try:
+        fixtures = _with_asyncio() if active else _WithoutAsyncio()
+    except ImportError:
+        fixtures = _WithoutAsyncio()
+    config.pluginmanager.register(fixtures, "aw_async-sandbox-fixtures")
