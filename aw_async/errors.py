@@ -162,8 +162,8 @@ class BookingStatusError(PreconditionError):
         self.status = status
 
 
-class SessionPassedError(PreconditionError):
-    """A confirmed booking can be cancelled only before its session; this one has passed.
+class _SessionTimeError(PreconditionError):
+    """A prerequisite about when a booking's session is (the common part of two errors).
 
     Attributes:
         booking_id: the booking.
@@ -171,14 +171,24 @@ class SessionPassedError(PreconditionError):
         now: the time it was compared with, aware.
     """
 
-    def __init__(self, booking_id: int, session_date: datetime, now: datetime) -> None:
-        super().__init__(
-            f"booking {booking_id} is confirmed and its session ({session_date.isoformat()}) has passed "
-            f"(now {now.isoformat(timespec='seconds')}): it can no longer be cancelled"
-        )
+    def __init__(self, message: str, booking_id: int, session_date: datetime, now: datetime) -> None:
+        super().__init__(message)
         self.booking_id = booking_id
         self.session_date = session_date
         self.now = now
+
+
+class SessionPassedError(_SessionTimeError):
+    """A confirmed booking can be cancelled only before its session; this one has passed."""
+
+    def __init__(self, booking_id: int, session_date: datetime, now: datetime) -> None:
+        super().__init__(
+            f"booking {booking_id} is confirmed and its session ({session_date.isoformat()}) has passed "
+            f"(now {now.isoformat(timespec='seconds')}): it can no longer be cancelled",
+            booking_id,
+            session_date,
+            now,
+        )
 
 
 class OfferTooLowError(PreconditionError):
@@ -217,23 +227,17 @@ class AlreadyRescheduledError(PreconditionError):
         self.new_booking_id = new_booking_id
 
 
-class SessionNotPassedError(PreconditionError):
-    """RescheduleMadeBooking needs the booking's SessionDate to have passed.
-
-    Attributes:
-        booking_id: the booking.
-        session_date: its SessionDate as the server sent it (naive means server-local time).
-        now: the time it was compared with, aware.
-    """
+class SessionNotPassedError(_SessionTimeError):
+    """RescheduleMadeBooking needs the booking's SessionDate to have passed."""
 
     def __init__(self, booking_id: int, session_date: datetime, now: datetime) -> None:
         super().__init__(
             f"booking {booking_id} cannot be rescheduled yet: its session "
-            f"({session_date.isoformat()}) has not passed (now {now.isoformat(timespec='seconds')})"
+            f"({session_date.isoformat()}) has not passed (now {now.isoformat(timespec='seconds')})",
+            booking_id,
+            session_date,
+            now,
         )
-        self.booking_id = booking_id
-        self.session_date = session_date
-        self.now = now
 
 
 class InsufficientCreditsError(PreconditionError):

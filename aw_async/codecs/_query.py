@@ -10,15 +10,12 @@ same declarations.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping
-from datetime import date, datetime
-from decimal import Decimal
 from typing import TypeVar
 
 from ..errors import EncodeError
 from ._contracts import contract_for
-from ._scalars import InvalidValue, format_date, format_datetime, format_decimal, format_minutes
+from ._scalars import InvalidValue, format_minutes, scalar_text
 from ._xml import structure_text
 
 __all__ = ["decode_query", "encode_query"]
@@ -39,26 +36,10 @@ def encode_query(request: object) -> dict[str, str]:
         if value is None:
             continue
         try:
-            params[member.wire] = format_minutes(value) if member.minutes else _text(value)
+            params[member.wire] = format_minutes(value) if member.minutes else scalar_text(value)
         except InvalidValue as exc:
             raise EncodeError(f"{member.wire}: {exc}") from exc
     return params
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, enum.Enum):
-        return str(value.value)
-    if isinstance(value, int | str):
-        return str(value)
-    if isinstance(value, Decimal):
-        return format_decimal(value, point=False)
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    if isinstance(value, date):
-        return format_date(value)
-    raise TypeError(f"cannot write {type(value).__name__} in a query string")
 
 
 def decode_query(params: Mapping[str, str], into: type[T]) -> T:

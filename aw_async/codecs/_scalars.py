@@ -31,6 +31,7 @@ __all__ = [
     "parse_int_text",
     "parse_minutes",
     "read_optional_datetime",
+    "scalar_text",
 ]
 
 
@@ -191,6 +192,32 @@ def parse_int_text(text: str, _: object = None) -> int:
         return int(text)
     except ValueError as exc:  # more digits than Python's int-from-text limit allows
         raise InvalidValue(f"integer too long ({len(text)} digits)") from exc
+
+
+def scalar_text(value: object) -> str:
+    """A scalar as DataContract writes it as text, unescaped: ``true``/``false``, integers (an enum
+    by its value), decimals with their scale and no forced point, .NET datetimes, ``YYYY-MM-DD``
+    dates. The XML writer escapes what it gets; a query string takes it as is.
+
+    Raises:
+        TypeError: not a scalar of the wire.
+    """
+    # bool before int, and enums by their value: BookingStatus is a str, CallMethod an int.
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, Decimal):
+        return format_decimal(value, point=False)
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, date):
+        return format_date(value)
+    raise TypeError(f"cannot write {type(value).__name__} as text on the wire")
 
 
 def format_decimal(value: Decimal, *, point: bool) -> str:

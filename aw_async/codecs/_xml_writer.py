@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date, datetime
 from decimal import Decimal
 
 from ._contracts import SERIALIZATION_NS, XSI_NS, Contract, Kind, contract_for
-from ._scalars import InvalidValue, format_date, format_datetime, format_decimal
+from ._scalars import InvalidValue, scalar_text
 
 __all__ = ["PRIMITIVE_ROOTS", "write_document"]
 
@@ -52,22 +51,8 @@ def _escape(text: str) -> str:
 
 
 def _text(value: object) -> str:
-    # bool before int, and enums by their value: BookingStatus is a str, CallMethod an int.
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int):
-        return str(int(value))
-    if isinstance(value, str):
-        return _escape(str(value))
-    if isinstance(value, Decimal):
-        return format_decimal(value, point=False)
-    if isinstance(value, datetime):
-        return format_datetime(value)
-    if isinstance(value, date):
-        return format_date(value)
-    raise TypeError(f"cannot encode {type(value).__name__} as XML text")
+    text = scalar_text(value)
+    return _escape(text) if isinstance(value, str) else text
 
 
 def write_document(value: object) -> str:
