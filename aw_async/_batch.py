@@ -30,6 +30,7 @@ import attrs
 from ._aio import gather_or_cancel
 from ._once import Attempt
 from ._prerequisites import check_session_passed, require_id
+from ._redact import stand_in
 from .errors import (
     AdultWorkError,
     ApiError,
@@ -115,7 +116,7 @@ def as_outcome_error(exc: Exception, *, posting: bool) -> AdultWorkError:
         if posting
         else UnexpectedError(f"the booking could not be rescheduled: {what}")
     )
-    error.__cause__ = exc
+    error.__cause__ = stand_in(exc, ())  # never the original: it may carry what a message must not
     return error
 
 
@@ -156,7 +157,10 @@ async def reschedule_batch(
         nonlocal ledger_read
         if ledger_read is None:
             ledger_read = asyncio.ensure_future(_read_ledger(balance))
-        return await asyncio.shield(ledger_read)
+        try:
+            return await asyncio.shield(ledger_read)
+        except AdultWorkError as exc:  # one error for every booking: do not grow its traceback each time
+            raise exc.with_traceback(None) from exc.__cause__
 
     async def attempt(booking_id: int, progress: Attempt) -> MadeBooking:
         booking: MadeBooking | None = None
