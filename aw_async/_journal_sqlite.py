@@ -293,10 +293,11 @@ class SqliteJournal(Journal):
     ) -> None:
         now = datetime.now(UTC).isoformat()
         row: Row = (booking_id, state.value, now, now, new_booking_id, None, None)
-        queued = await self._queue(
-            _Work(lambda connection: _insert(connection, [row], _UPSERT_OUTCOME), outcome=row)
-        )
-        queued.add_done_callback(_log_failure)  # not awaited: see the module's docstring
+        work = _Work(lambda connection: _insert(connection, [row], _UPSERT_OUTCOME), outcome=row)
+        try:  # not awaited: see the module's docstring
+            await self._writer.post(work)
+        except sqlite3.Error as exc:  # the file could not be opened
+            raise self._failed(exc) from exc
         self._settled += 1
         if self._settled % 1024 == 0:
             await self.forget_old()
@@ -328,8 +329,3 @@ class SqliteJournal(Journal):
 
 
 _ALL_COLUMNS = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:])
-
-
-def _log_failure(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("the journal could not record an outcome: %s", future.exception())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
@@ -19,11 +20,13 @@ from typing import Any, Generic, TypeVar
 
 __all__ = ["Deliver", "GroupRunner", "SqliteWriter"]
 
+log = logging.getLogger("aw_async")
+
 T = TypeVar("T")
 W = TypeVar("W")  # a piece of work, as the owner describes it
 
-Deliver = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"]
-"""Where a piece of work's result goes: a future, and the loop it belongs to."""
+Deliver = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"] | None
+"""Where a piece of work's result goes: a future, and the loop it belongs to (None: nowhere)."""
 Result = tuple[Deliver, object, "BaseException | None"]
 #: Runs a group of work in an open transaction and gives each piece's result, in any order.
 GroupRunner = Callable[[sqlite3.Connection, list[tuple[W, Deliver]]], list[Result]]
@@ -53,15 +56,24 @@ class SqliteWriter(Generic[W]):
 
     async def submit(self, work: W) -> asyncio.Future[Any]:
         """Queue ``work``; the future resolves once it is committed (or fails)."""
+        await self._open()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put((work, (loop, future)))
+        return future
+
+    async def post(self, work: W) -> None:
+        """Queue ``work`` and do not wait: it is committed with the next group (and before
+        :meth:`close` returns). A failure is logged, since nobody waits to hear of it."""
+        await self._open()
+        self._queue.put((work, None))
+
+    async def _open(self) -> None:
         if self.closed:
             raise RuntimeError("this journal is closed")
         if self._opening is None:  # the first use opens the file, once, however many arrive at once
             self._opening = asyncio.ensure_future(asyncio.to_thread(self._start))
         await asyncio.shield(self._opening)  # opening the file is disk I/O too
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put((work, (loop, future)))
-        return future
 
     async def close(self) -> None:
         """Commit what is queued, then stop the thread and close the connection."""
@@ -113,18 +125,23 @@ class SqliteWriter(Generic[W]):
     def _commit(self, connection: sqlite3.Connection, group: list[tuple[W, Deliver]]) -> None:
         try:
             results = self._transaction(connection, group)
-        except sqlite3.Error:
+        except Exception:
             results = []  # run each alone, so that one failure fails only its own caller
             for item in group:
                 try:
                     results += self._transaction(connection, [item])
-                except sqlite3.Error as exc:
+                except Exception as exc:  # delivered to its caller: the thread must live on
                     results.append((item[1], None, exc))
         # Only now, each result being committed; one wake-up of each waiting loop for the group.
         by_loop: dict[
             asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object, BaseException | None]]
         ] = {}
-        for (loop, future), value, problem in results:
+        for deliver, value, problem in results:
+            if deliver is None:  # posted, not awaited
+                if problem is not None:
+                    log.error("the journal could not record an outcome: %s", problem)
+                continue
+            loop, future = deliver
             by_loop.setdefault(loop, []).append((future, value, problem))
         for loop, resolved in by_loop.items():
             with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody waits

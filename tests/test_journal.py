@@ -195,3 +195,17 @@ async def test_a_release_gives_back_only_the_owners_claim_in_flight(journal: Jou
     await journal.settle(2, AttemptState.RESCHEDULED, new_booking_id=20)
     await journal.release(2, me)  # a release never erases what is known
     assert (await journal.get(2)).state is AttemptState.RESCHEDULED  # type: ignore[union-attr]
+
+
+async def test_a_failing_operation_fails_its_caller_and_the_journal_lives_on(tmp_path: Path) -> None:
+    journal = SqliteJournal(tmp_path / "j.sqlite3")
+    try:
+
+        def broken(connection: object) -> None:
+            raise KeyError("a bug in an operation")
+
+        with pytest.raises(KeyError):
+            await journal._do(broken)  # type: ignore[arg-type]
+        assert (await journal.claim(9, owner=Owner.here(), lease=LEASE)).granted  # still serving
+    finally:
+        await journal.aclose()
