@@ -349,3 +349,17 @@ def test_deep_nesting_is_a_decode_error() -> None:
 def test_integers_longer_than_python_allows_are_decode_errors() -> None:
     with pytest.raises(DecodeError):
         codec.decode(b"9" * 5000, int)
+
+
+def test_an_unknown_member_with_an_unusual_number_does_not_spoil_the_document(seed_json: bytes) -> None:
+    # Tolerant reader: a member the client does not know (a double the server adds later) may hold an
+    # exponent; only a decimal member that reads one refuses it.
+    from aw_async.codecs import JsonCodec as Codec
+    from aw_async.models import MadeBooking as Booking
+
+    with_extra = seed_json.replace(
+        b"{", b'{"NewDouble": 1.5E+16, "Huge": 1.00000000000000000000000000000001,', 1
+    )
+    assert Codec().decode(with_extra, Booking) == Codec().decode(seed_json, Booking)
+    with pytest.raises(DecodeError, match="without an exponent"):
+        Codec().decode(seed_json.replace(b'"Credits": 8', b'"Credits": 8E+0'), Booking)

@@ -1,6 +1,9 @@
 """The JSON codec: what Json.NET under ASP.NET Web API reads and writes (docs/wire.md, "JSON").
 
-Decoding: the body's charset comes from a BOM, else the ``Content-Type`` charset, else UTF-8.
+Decoding: the body's charset comes from a BOM, else the ``Content-Type`` charset, else UTF-8. A
+plain UTF-8 answer into one of the package's models first tries the fast path (:mod:`._json_fast`,
+msgspec), which gives the same value or declines; everything else, and every refusal, is this
+module's general path.
 Numbers with a fraction become :class:`~decimal.Decimal` straight from their text, so money never
 passes through ``float``; ``NaN`` and ``Infinity`` (which ``json.loads`` accepts and JSON does not)
 are refused. Then the typing step (:mod:`._structure`) checks every member's type.
@@ -19,9 +22,11 @@ from typing import Any, TypeVar
 import attrs
 
 from ..errors import DecodeError, EncodeError
-from ._base import DEFAULT_MAX_BODY_BYTES, body_text, check_size
+from ._base import DEFAULT_MAX_BODY_BYTES, body_text, check_size, is_plain_utf8
 from ._contracts import contract_for
+from ._json_fast import Refused, fast_decode
 from ._scalars import (
+    SURELY_IN_RANGE,
     InvalidValue,
     check_net_decimal,
     describe,
@@ -44,24 +49,30 @@ def _read_int(value: Any, _: Any) -> int:
     return value
 
 
+class _UnusualNumber(str):
+    """A JSON number .NET's decimal never writes (an exponent, more digits than it holds), kept as
+    its text: refused only if a decimal member reads it, so that an unknown member holding one (a
+    double the server adds later) does not make the whole document unreadable."""
+
+
+def _parse_number_with_fraction(text: str) -> Decimal | _UnusualNumber:
+    """A JSON number with a fraction or an exponent, as the exact decimal it spells (never through
+    ``float``); an unusual one stays text (see :class:`_UnusualNumber`)."""
+    if len(text) <= SURELY_IN_RANGE and "e" not in text and "E" not in text:
+        return Decimal(text)
+    return _UnusualNumber(text)
+
+
 def _read_decimal(value: Any, _: Any) -> Decimal:
     if type(value) is Decimal:
         return value
     if type(value) is int:  # the vendor's samples write `"Credits": 8` (docs/wire.md)
         return check_net_decimal(Decimal(value))
+    if type(value) is _UnusualNumber:
+        if "e" in value or "E" in value:  # Json.NET writes decimals in plain notation (docs/wire.md)
+            raise InvalidValue(f"{value[:40]!r}: the server writes decimals without an exponent")
+        return net_decimal(value)  # plain, but long: within .NET's range, or refused
     raise InvalidValue(f"expected a decimal number, got {describe(value)}")
-
-
-def _parse_number_with_fraction(text: str) -> Decimal:
-    """A JSON number with a fraction or an exponent, as the exact decimal it spells.
-
-    Json.NET writes decimals in plain notation (docs/wire.md), so an exponent is refused, as the
-    XML codec refuses it: ``1E+1000000`` is no value the server can send, and it would overflow
-    the first sum it takes part in.
-    """
-    if "e" in text or "E" in text:
-        raise InvalidValue(f"{text[:40]!r}: the server writes decimals without an exponent")
-    return net_decimal(text)
 
 
 def _read_bool(value: Any, _: Any) -> bool:
@@ -123,6 +134,11 @@ class JsonCodec:
         """
         if len(data) > self.max_body_bytes:
             check_size(data, self.max_body_bytes)
+        if is_plain_utf8(data, charset):
+            try:  # the fast path gives the general path's value, or declines (see _json_fast)
+                return fast_decode(data, into)  # type: ignore[no-any-return]
+            except Refused:
+                pass  # the general path decides, with its own wording
         text = body_text(data, charset)
         try:
             value = _parse(text)

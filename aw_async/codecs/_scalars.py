@@ -17,6 +17,7 @@ from decimal import Decimal
 
 __all__ = [
     "NET_DECIMAL_MAX",
+    "SURELY_IN_RANGE",
     "InvalidValue",
     "check_net_decimal",
     "describe",
@@ -142,8 +143,9 @@ _DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 #: The largest magnitude of .NET's ``decimal`` (a 96-bit integer); its scale is 0 to 28.
 NET_DECIMAL_MAX = Decimal(2**96 - 1)
 _NET_DECIMAL_MAX_SCALE = 28
-# A text this short (sign, 28 digits, point) cannot leave .NET's range, so only longer ones are checked.
-_SURELY_IN_RANGE = 29
+#: A decimal text this short (sign, 28 digits, point) cannot leave .NET's range: only longer ones
+#: are checked.
+SURELY_IN_RANGE = 29
 
 
 def net_decimal(text: str) -> Decimal:
@@ -153,7 +155,7 @@ def net_decimal(text: str) -> Decimal:
     arithmetic on it (a batch's credit ledger) from overflowing Python's decimal context.
     """
     value = Decimal(text)
-    if len(text) > _SURELY_IN_RANGE:
+    if len(text) > SURELY_IN_RANGE:
         check_net_decimal(value)
     return value
 

@@ -1,0 +1,214 @@
+"""The JSON fast path against the general path: for every input, either the fast path declines, or it
+gives the general path's value (``==`` and ``repr``); and every refusal is the general path's, with its
+wording, field path and count."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from decimal import Decimal
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from aw_async.codecs import JsonCodec
+from aw_async.codecs._json import _parse, _structure
+from aw_async.codecs._json_fast import Refused, fast_decode, fast_models
+from aw_async.errors import DecodeError
+from aw_async.models import (
+    MadeBooking,
+    MadeBookingsPage,
+    PhoneChatBookingUser,
+    PhoneChatMethod,
+    UserBookingRequirements,
+)
+
+from .conftest import fixture_bytes
+from .strategies import candidates, made_bookings, pages, phone_chat_methods, requirements
+
+CODEC = JsonCodec()
+SERVED = [MadeBooking, MadeBookingsPage, PhoneChatBookingUser, PhoneChatMethod, UserBookingRequirements]
+
+
+def general(data: bytes, into: type) -> Any:
+    """The general path alone: parse, then type with cattrs."""
+    return _structure(_parse(data.decode("utf-8")), into)
+
+
+def agree(data: bytes, into: type) -> None:
+    """The fast path declines, or gives what the general path gives."""
+    try:
+        fast = fast_decode(data, into)
+    except Refused:
+        return
+    slow = general(data, into)  # must not raise: the fast path accepted nothing the general refuses
+    assert fast == slow
+    assert repr(fast) == repr(slow)
+
+
+def test_the_fast_path_serves_the_answer_models() -> None:
+    assert set(fast_models()) == set(SERVED)
+
+
+@pytest.mark.parametrize("model", SERVED)
+def test_the_models_can_be_built_without_their_init(model: type) -> None:
+    # The fast path sets each slot itself: that is only the same as __init__ while the models have
+    # no validators, converters, post-init hooks or on_setattr hooks.
+    for field in attrs.fields(model):
+        assert field.validator is None, field.name
+        assert field.converter is None, field.name
+    assert not hasattr(model, "__attrs_post_init__")
+    assert not hasattr(model, "__attrs_pre_init__")
+    assert "__slots__" in model.__dict__
+
+
+def test_the_seed_is_read_the_same() -> None:
+    data = fixture_bytes("made_booking.json")
+    assert fast_decode(data, MadeBooking) == general(data, MadeBooking)
+
+
+@given(booking=made_bookings)
+def test_bookings_agree(booking: MadeBooking) -> None:
+    data = CODEC.encode(booking)
+    agree(data, MadeBooking)
+    assert CODEC.decode(data, MadeBooking) == booking
+
+
+@given(page=pages, value=requirements, candidate=candidates, method=phone_chat_methods)
+def test_the_other_models_agree(
+    page: MadeBookingsPage,
+    value: UserBookingRequirements,
+    candidate: PhoneChatBookingUser,
+    method: PhoneChatMethod,
+) -> None:
+    for item, into in (
+        (page, MadeBookingsPage),
+        (value, UserBookingRequirements),
+        (candidate, PhoneChatBookingUser),
+        (method, PhoneChatMethod),
+    ):
+        agree(CODEC.encode(item), into)
+
+
+# Values of every JSON type, and the wire's odd corners: they replace members of valid documents.
+odd_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+    st.sampled_from(["1E+5", "1e-3", "8.0000", "-0.0", "00", "1.", "79228162514264337593543950336", "0.1"]),
+    st.text(max_size=12).map(json.dumps),
+    st.sampled_from(
+        [
+            '"2018-01-25T14:32:12.4567891"',
+            '"2018-01-25 14:32"',
+            '"2018-02-30T00:00:00"',
+            '"2018-01-25T14:32:12+0100"',
+            '"\\ud800"',
+            '"Pending"',
+            '"Unknown"',
+            "[]",
+            "{}",
+            '[{"BookingID": 1}]',
+        ]
+    ),
+)
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> tuple[bytes, type]:
+    into = draw(st.sampled_from(SERVED))
+    value = draw(
+        {
+            MadeBooking: made_bookings,
+            MadeBookingsPage: pages,
+            PhoneChatBookingUser: candidates,
+            PhoneChatMethod: phone_chat_methods,
+            UserBookingRequirements: requirements,
+        }[into]
+    )
+    document = json.loads(CODEC.encode(value), parse_float=str, parse_int=str)
+    raw = CODEC.encode(value).decode()
+    if isinstance(document, dict) and document:
+        key = draw(st.sampled_from(sorted(document)))
+        action = draw(st.sampled_from(["replace", "drop", "duplicate", "unknown"]))
+        members = json.loads(raw)
+        if action == "drop":
+            members.pop(key)
+            return json.dumps(members).encode(), into
+        replacement = draw(odd_values)
+        head, _, tail = raw.partition(f'"{key}":')
+        cut = _value_end(tail)
+        if action == "replace":
+            return f'{head}"{key}":{replacement}{tail[cut:]}'.encode(), into
+        if action == "duplicate":
+            return f'{head}"{key}":{replacement},"{key}":{tail}'.encode(), into
+        return f'{head}"Unheard":{replacement},"{key}":{tail}'.encode(), into
+    return raw.encode(), into
+
+
+def _value_end(text: str) -> int:
+    """Where the JSON value at the start of ``text`` ends."""
+    _, end = json.JSONDecoder().raw_decode(text)
+    return end
+
+
+def _refusal(data: bytes, into: type) -> str | None:
+    try:
+        CODEC.decode(data, into)
+    except DecodeError as exc:
+        return f"{exc} | {exc.path}"
+    return None
+
+
+@given(case=mutated())
+@example(case=(b'{"PageCount": 1, "PageNumber": 1, "Bookings": null}', MadeBookingsPage))
+@example(case=(b'{"BookingID": 1, "Duration": 1, "Credits": 1E+5, "Status": "x", "Method": 1}', MadeBooking))
+@settings(suppress_health_check=[HealthCheck.too_slow])
+def test_mutated_documents_agree_and_refusals_are_the_general_paths(case: tuple[bytes, type]) -> None:
+    data, into = case
+    with contextlib.suppress(DecodeError, ValueError):  # the general path refuses: checked next
+        agree(data, into)
+    refusal = _refusal(data, into)
+    try:
+        general_refusal = None
+        general(data, into)
+    except Exception as exc:
+        general_refusal = exc
+    if general_refusal is None:
+        assert refusal is None
+    else:
+        assert refusal is not None
+
+
+@pytest.mark.slow
+@given(case=mutated())
+@settings(max_examples=20_000, suppress_health_check=[HealthCheck.too_slow])
+def test_mutated_documents_agree_at_length(case: tuple[bytes, type]) -> None:
+    data, into = case
+    with contextlib.suppress(DecodeError, ValueError):
+        agree(data, into)
+
+
+def test_a_refusal_keeps_the_general_paths_wording() -> None:
+    bad = CODEC.encode(
+        MadeBookingsPage(
+            page_count=1,
+            page_number=1,
+            bookings=(
+                attrs.evolve(
+                    MadeBooking(booking_id=1, duration=1, credits=Decimal(1), status="Pending", method=1)
+                ),
+            )
+            * 4,
+        )
+    )
+    bad = bad.replace(b'"Credits":1.0', b'"Credits":"x"', 4)
+    with pytest.raises(DecodeError) as caught:
+        CODEC.decode(bad, MadeBookingsPage)
+    assert str(caught.value).startswith("invalid MadeBookingsPage at Bookings[0].Credits: expected a decimal")
+    assert "(and 3 more problems)" in str(caught.value)
+    assert caught.value.path == "Bookings[0].Credits"
