@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from ._batch import RescheduleOutcome
-from .errors import AdultWorkError
+from .errors import AdultWorkError, AlreadyRescheduledError
 from .models import MadeBooking
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "outcome_json",
     "outcome_line",
     "plural",
+    "settled",
     "summary_line",
     "to_json",
 ]
@@ -120,20 +121,31 @@ def outcome_line(outcome: RescheduleOutcome) -> str:
     """One booking of a batch."""
     if outcome.ok and outcome.booking is not None:
         return f"{outcome.booking_id}: rescheduled as {booking_line(outcome.booking)}"
+    if isinstance(outcome.error, AlreadyRescheduledError):
+        new_id = outcome.error.new_booking_id
+        return f"{outcome.booking_id}: already rescheduled into booking {new_id}; nothing sent"
     assert outcome.error is not None
     return f"{outcome.booking_id}: FAILED: {error_line(outcome.error)}"
+
+
+def settled(outcome: RescheduleOutcome) -> bool:
+    """Whether a booking needs nothing more: rescheduled now, or before (the journal says so)."""
+    return outcome.ok or isinstance(outcome.error, AlreadyRescheduledError)
 
 
 def summary_line(outcomes: list[RescheduleOutcome]) -> str:
     """How a batch went, in one line."""
     done = sum(outcome.ok for outcome in outcomes)
+    before = sum(isinstance(outcome.error, AlreadyRescheduledError) for outcome in outcomes)
     kinds: dict[str, int] = {}
     for outcome in outcomes:
-        if outcome.error is not None:
+        if not settled(outcome):
             kinds[type(outcome.error).__name__] = kinds.get(type(outcome.error).__name__, 0) + 1
     failed = ", ".join(f"{count} {name}" for name, count in sorted(kinds.items()))
-    return f"{plural(len(outcomes), 'booking')}: {done} rescheduled, {len(outcomes) - done} failed" + (
-        f" ({failed})" if failed else ""
+    already = f", {before} already rescheduled" if before else ""
+    return (
+        f"{plural(len(outcomes), 'booking')}: {done} rescheduled{already}, "
+        f"{len(outcomes) - done - before} failed" + (f" ({failed})" if failed else "")
     )
 
 

@@ -23,7 +23,16 @@ from pathlib import Path
 from typing import TextIO
 
 from ._batch import RescheduleOutcome
-from ._cli_format import booking_line, error_json, money, outcome_json, outcome_line, plural, summary_line
+from ._cli_format import (
+    booking_line,
+    error_json,
+    money,
+    outcome_json,
+    outcome_line,
+    plural,
+    settled,
+    summary_line,
+)
 from ._client import AdultWorkClient
 from .errors import AdultWorkError, NotStartedError, OutcomeUnknownError
 
@@ -110,7 +119,9 @@ async def reschedule(aw: AdultWorkClient, ids: list[int], args: argparse.Namespa
     print(summary, file=sys.stderr if args.json else sys.stdout)
     if received:
         return _EXIT_ON[received[0]]
-    return EXIT_OK if all(o.ok for o in reported) else EXIT_FAILED
+    return (
+        EXIT_OK if all(settled(o) for o in reported) else EXIT_FAILED
+    )  # a re-run that finds it done is fine
 
 
 async def dry_run(aw: AdultWorkClient, candidates: list[int], args: argparse.Namespace) -> int:

@@ -272,3 +272,17 @@ async def test_cancel(sandbox: tuple[SandboxServer, DemoData]) -> None:
     code, _, err = await run("cancel", str(demo.passed[0]), *at(sandbox))
     assert code == 2  # --reason is required
     assert sum(1 for r in server.requests if r.path.endswith("CancelMadeBooking")) == 1
+
+
+async def test_a_rerun_that_finds_everything_done_says_so_and_succeeds(
+    sandbox: tuple[SandboxServer, DemoData], tmp_path: Path
+) -> None:
+    server, demo = sandbox
+    journal = ["--journal", str(tmp_path / "journal.sqlite3")]
+    ids = [str(demo.passed[0]), str(demo.passed[1])]
+    assert (await run("reschedule", *ids, *journal, *at(sandbox)))[0] == 0
+    code, out, _ = await run("reschedule", *ids, *journal, *at(sandbox))
+    assert code == 0
+    assert out.splitlines()[-1] == "2 bookings: 0 rescheduled, 2 already rescheduled, 0 failed"
+    assert "already rescheduled into booking" in out
+    assert all(server.reschedule_count(int(i)) == 1 for i in ids)
