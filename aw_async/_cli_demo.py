@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from ._cli_format import booking_line, error_line, summary_line
 from ._client import AdultWorkClient, Format
-from .errors import PreconditionError
+from .errors import AlreadyRescheduledError, PreconditionError
 from .sandbox import SandboxServer, seed_demo
 
 __all__ = ["run_demo"]
@@ -42,6 +42,16 @@ async def run_demo(formats: list[Format], say: Callable[[str], None]) -> int:
                 agrees = sandbox.get_balance(demo.user_id)
                 say(f"   balance   {balance} credits left (the sandbox agrees: {agrees})")
                 if not all(outcome.ok for outcome in outcomes):
+                    return 1
+                try:  # a second click, a re-run: the journal remembers what the server does not
+                    await aw.phonechat.reschedule_made_booking(first)
+                except AlreadyRescheduledError as exc:
+                    say(
+                        f"6. again     {first} was already rescheduled into {exc.new_booking_id}; "
+                        "nothing was sent"
+                    )
+                else:
+                    say(f"6. UNEXPECTED: booking {first} was rescheduled twice")
                     return 1
     say("\nEverything behaved as documented.")
     return 0
