@@ -25,7 +25,6 @@ __all__ = [
 ]
 
 
-
 @attrs.frozen(kw_only=True)
 class MadeBookingDetailsQuery:
     """The query of MadeBookingDetails."""

@@ -138,9 +138,7 @@ def split_bom(data: bytes) -> tuple[str | None, bytes]:
 #: Python codecs that are text encodings by name but decode no charset a server labels a body with:
 #: they turn escapes or ASCII-compatible forms into text (``\u`` escapes, IDNA, punycode) or refuse
 #: everything (``undefined``).
-_NOT_CHARSETS = frozenset(
-    ("unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined")
-)
+_NOT_CHARSETS = frozenset(("unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined"))
 
 
 @functools.lru_cache(maxsize=64)

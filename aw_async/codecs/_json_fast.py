@@ -30,6 +30,7 @@ import attrs
 import msgspec
 
 from ..models import BookingStatus, CallMethod
+from ._builder import BuilderSource, compile_builder
 from ._contracts import CONTRACTS, Contract, Kind
 from ._scalars import InvalidValue, net_decimal, read_optional_datetime
 
@@ -45,7 +46,6 @@ class Refused(Exception):
 _PLAIN_DECIMAL = re.compile(rb"-?[0-9]+(?:\.[0-9]+)?")
 _STATUS = {status.value: status for status in BookingStatus}
 _METHOD = {method.value: method for method in CallMethod}
-_new = object.__new__
 _astuple = msgspec.structs.astuple
 
 Reader = Callable[[Any], Any]
@@ -151,26 +151,23 @@ class _Fast:
 
 
 def _generate_builder(model: type, plan: list[tuple[str, Reader | _whole | None]]) -> Callable[[Any], Any]:
-    """A function that makes ``model`` from its struct: straight-line code, one line a slot, in the
-    struct's field order. Each slot is set through its own descriptor (a frozen class's
-    ``__setattr__`` refuses; the slot descriptor does not), a reader is called only when the value
-    is not None (None stays None for every optional member)."""
-    namespace: dict[str, Any] = {"_new": _new, "_astuple": _astuple, "_model": model}
-    lines = ["def build(wire):", "    values = _astuple(wire)", "    made = _new(_model)"]
+    """A function that makes ``model`` from its struct, in the struct's field order. A reader is
+    called only when the value is not None (None stays None for every optional member)."""
+    source = BuilderSource(model, "wire")
+    source.bind("_astuple", _astuple)
+    source.line("values = _astuple(wire)")
     for index, (attribute, reader) in enumerate(plan):
-        namespace[f"set{index}"] = model.__dict__[attribute].__set__
+        setter = source.setter(attribute, index)
         if reader is None:
-            lines.append(f"    set{index}(made, values[{index}])")
+            source.line(f"{setter}(made, values[{index}])")
         elif isinstance(reader, _whole):  # it reads None itself: a null list is an empty one
-            namespace[f"read{index}"] = reader.read
-            lines.append(f"    set{index}(made, read{index}(values[{index}]))")
+            read = source.bind(f"read{index}", reader.read)
+            source.line(f"{setter}(made, {read}(values[{index}]))")
         else:
-            namespace[f"read{index}"] = reader
-            lines.append(f"    value = values[{index}]")
-            lines.append(f"    set{index}(made, None if value is None else read{index}(value))")
-    lines.append("    return made")
-    exec(compile("\n".join(lines), f"<aw_async fast builder of {model.__name__}>", "exec"), namespace)
-    return namespace["build"]  # type: ignore[no-any-return]
+            read = source.bind(f"read{index}", reader)
+            source.line(f"value = values[{index}]")
+            source.line(f"{setter}(made, None if value is None else {read}(value))")
+    return compile_builder(source)
 
 
 def _compile() -> dict[type, tuple[msgspec.json.Decoder[Any], _Fast]]:

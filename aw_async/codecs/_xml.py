@@ -13,6 +13,8 @@ Reading (docs/wire.md, "XML"):
   order carries no meaning; unknown elements are ignored; ``i:nil`` and an absent element are None,
   an empty element without ``i:nil`` is the empty string (an ``<Error>``'s empty element is null).
 
+A model's answer in the server's usual layout is first offered to the fast path (:mod:`._xml_fast`),
+which gives this module's value or declines; everything else, and every refusal, is read here.
 Writing is in :mod:`._xml_writer`.
 """
 
@@ -36,8 +38,10 @@ from ._base import (
     split_bom,
 )
 from ._contracts import CONTRACTS, SERIALIZATION_NS, XSI_NS, Contract, Kind, Member, contract_for
+from ._json_fast import Refused
 from ._scalars import InvalidValue, describe, parse_decimal_text, parse_int_text
 from ._structure import LeafReaders, Structurer
+from ._xml_fast import HARDENED_PARSER, fast_decode
 from ._xml_writer import PRIMITIVE_ROOTS, write_document
 
 __all__ = ["XmlCodec"]
@@ -74,18 +78,9 @@ def _parser() -> etree.XMLParser:
     try:
         return _local.parser  # type: ignore[no-any-return]
     except AttributeError:
-        _local.parser = etree.XMLParser(
-            encoding="utf-8",  # the body is always UTF-8 by now; this overrides any declaration
-            resolve_entities=False,
-            no_network=True,
-            load_dtd=False,
-            dtd_validation=False,
-            huge_tree=False,
-            recover=False,
-            collect_ids=False,
-            # Comments and processing instructions are left in the tree (removing them costs libxml2
-            # 10% of its time) and skipped by the walk: their tag is not a string, so no member.
-        )
+        # Comments and processing instructions are left in the tree (removing them costs libxml2
+        # 10% of its time) and skipped by the walk: their tag is not a string, so no member.
+        _local.parser = etree.XMLParser(**HARDENED_PARSER)
         return _local.parser  # type: ignore[no-any-return]
 
 
@@ -146,26 +141,11 @@ class XmlCodec:
                 f"refused: the document contains <!{forbidden[1].decode()} (Web API never sends "
                 "DTDs or entity declarations; they are how XXE and billion-laughs attacks work)"
             )
-        try:
-            root = etree.fromstring(body, _parser())
-        except etree.XMLSyntaxError as exc:
-            line, column = exc.position
-            raise DecodeError(
-                f"malformed XML at line {line}, column {column}: {exc.msg}", line=line, column=column
-            ) from exc
-        primitive = PRIMITIVE_ROOTS.get(into)
-        if primitive is not None:
-            return _structure(_read_primitive(root, primitive), into)
-        contract = contract_for(into)
-        if contract.bare_list is not None:
-            item = contract_for(contract.by_attribute[contract.bare_list].model)  # type: ignore[arg-type]
-            if _is_bare_list_of(root.tag, item):
-                return _structure(_read_items(root, item, ""), into)
-        if root.tag != contract.clark and not contract.inferred:  # an inferred root's name is unknown
-            raise DecodeError(
-                f"expected root element {_describe_tag(contract.clark)}, found {_describe_tag(root.tag)}"
-            )
-        return _structure(_read_object(root, contract, ""), into)
+        try:  # the fast path gives the general path's value, or declines (see _xml_fast)
+            return fast_decode(body, into)  # type: ignore[no-any-return]
+        except Refused:
+            pass  # the general path decides, with its own wording
+        return read_tree(body, into)
 
     def encode(self, value: object) -> bytes:
         """Encode a model or scalar as DataContractSerializer would (UTF-8, no declaration).
@@ -177,6 +157,31 @@ class XmlCodec:
             return write_document(value).encode("utf-8")
         except InvalidValue as exc:
             raise EncodeError(f"cannot encode as XML: {exc}") from exc
+
+
+def read_tree(body: bytes, into: type[T]) -> T:
+    """The general path: ``body`` (UTF-8, already screened) parsed into a tree, walked into plain
+    values, then typed by the converter."""
+    try:
+        root = etree.fromstring(body, _parser())
+    except etree.XMLSyntaxError as exc:
+        line, column = exc.position
+        raise DecodeError(
+            f"malformed XML at line {line}, column {column}: {exc.msg}", line=line, column=column
+        ) from exc
+    primitive = PRIMITIVE_ROOTS.get(into)
+    if primitive is not None:
+        return _structure(_read_primitive(root, primitive), into)
+    contract = contract_for(into)
+    if contract.bare_list is not None:
+        item = contract_for(contract.by_attribute[contract.bare_list].model)  # type: ignore[arg-type]
+        if _is_bare_list_of(root.tag, item):
+            return _structure(_read_items(root, item, ""), into)
+    if root.tag != contract.clark and not contract.inferred:  # an inferred root's name is unknown
+        raise DecodeError(
+            f"expected root element {_describe_tag(contract.clark)}, found {_describe_tag(root.tag)}"
+        )
+    return _structure(_read_object(root, contract, ""), into)
 
 
 def _describe_tag(tag: str) -> str:
