@@ -18,7 +18,6 @@ that too.
 
 from __future__ import annotations
 
-import re
 import types
 import typing
 from collections.abc import Callable
@@ -43,7 +42,6 @@ class Refused(Exception):
     """The fast path declines: the general path decides."""
 
 
-_PLAIN_DECIMAL = re.compile(rb"-?[0-9]+(?:\.[0-9]+)?")
 _STATUS = {status.value: status for status in BookingStatus}
 _METHOD = {method.value: method for method in CallMethod}
 _astuple = msgspec.structs.astuple
@@ -51,15 +49,24 @@ _astuple = msgspec.structs.astuple
 Reader = Callable[[Any], Any]
 
 
+_NUMBER_START = frozenset("-0123456789")
+
+
 def _decimal(raw: msgspec.Raw) -> Decimal:
-    text = bytes(raw)
-    if _PLAIN_DECIMAL.fullmatch(text) is None:
-        raise Refused
-    return net_decimal(text.decode("ascii"))
+    return _plain_decimal(str(raw, "ascii"))
 
 
 def _optional_decimal(raw: msgspec.Raw) -> Decimal | None:
-    return None if bytes(raw) == b"null" else _decimal(raw)
+    text = str(raw, "ascii")
+    return None if text == "null" else _plain_decimal(text)
+
+
+def _plain_decimal(text: str) -> Decimal:
+    # Raw holds one valid JSON value: one that starts like a number is a number, and it is in
+    # plain notation unless it has an exponent. Anything else is the general path's to word.
+    if text[0] not in _NUMBER_START or "e" in text or "E" in text:
+        raise Refused
+    return net_decimal(text)
 
 
 def _status(value: str) -> BookingStatus | str:
@@ -112,7 +119,7 @@ class _Fast:
                 assert member.model is not None
                 nested = fast[member.model]
                 fields.append((member.wire, nested.struct | None, None))
-                steps.append((member.attribute, member.wire, _whole(nested.build_optional)))
+                steps.append((member.attribute, member.wire, nested.build))
                 continue
             if member.kind is Kind.LIST:
                 assert member.model is not None
@@ -143,11 +150,8 @@ class _Fast:
             contract.model, [by_wire[name] for name, _, _ in ordered]
         )
 
-    def build_optional(self, wire: Any) -> Any:
-        return None if wire is None else self.build(wire)
-
     def build_list(self, wires: list[Any] | None) -> tuple[Any, ...]:
-        return () if wires is None else tuple(self.build(wire) for wire in wires)
+        return () if wires is None else tuple(map(self.build, wires))
 
 
 def _generate_builder(model: type, plan: list[tuple[str, Reader | _whole | None]]) -> Callable[[Any], Any]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any
 
 __all__ = [
     "NET_DECIMAL_MAX",
@@ -64,7 +65,7 @@ def parse_datetime(text: str) -> datetime:
     return value
 
 
-def read_optional_datetime(text: object, _: object = None) -> datetime | None:
+def read_optional_datetime(text: Any, _: object = None) -> datetime | None:
     """Read a .NET round-trip datetime, keeping its kind; None stays None. A cattrs hook as is.
 
     No suffix gives a naive datetime (.NET "Unspecified": server-local time), ``Z`` an aware one in
@@ -78,11 +79,10 @@ def read_optional_datetime(text: object, _: object = None) -> datetime | None:
     if text is None:
         return None
     try:
-        value = _fromisoformat(text)  # type: ignore[arg-type]
+        value = _fromisoformat(text)
     except TypeError as exc:
         raise InvalidValue(f"expected a datetime string, got {describe(text)}") from exc
     except ValueError as exc:
-        assert isinstance(text, str)
         if _DATETIME_SHAPE.fullmatch(text) is not None:  # the shape is right, the calendar is not
             raise InvalidValue(f"impossible datetime {text!r}: {exc}") from exc
         raise _not_a_datetime(text) from exc
@@ -90,17 +90,26 @@ def read_optional_datetime(text: object, _: object = None) -> datetime | None:
     # never writes: any separator, week dates, basic format, ',' fractions, more than 7 fractional
     # digits, `+hh`, `+hhmm` and `+hh:mm:ss` offsets. Only the server's shape gets through:
     # '-' '-' 'T' ':' ':' at 4, 7, 10, 13, 16, then an optional fraction, then `Z` or `+hh:mm`.
-    assert isinstance(text, str)
-    if text[4:17:3] != "--T::":
+    shape = text[4:17:3]  # text is a str: fromisoformat took it
+    if value.tzinfo is None and shape == "--T::":  # the usual case first: server-local time
+        end = len(text)
+        if end == 19 or (text[19] == "." and end <= 27):
+            return value
+        raise _not_a_datetime(text)
+    return _aware(text, value, shape)
+
+
+def _aware(text: str, value: datetime, shape: str) -> datetime:
+    """The rest of :func:`read_optional_datetime`: an offset or ``Z``, after the server's shape."""
+    if shape != "--T::" or value.tzinfo is None:
         raise _not_a_datetime(text)
     end = len(text)
-    if value.tzinfo is not None:
-        if text[-1] == "Z":
-            end -= 1
-        elif text[-3] == ":" and text[-6] in "+-":
-            end -= 6
-        else:
-            raise _not_a_datetime(text)
+    if text[-1] == "Z":
+        end -= 1
+    elif text[-3] == ":" and text[-6] in "+-":
+        end -= 6
+    else:
+        raise _not_a_datetime(text)
     if end != 19 and not (text[19] == "." and end <= 27):
         raise _not_a_datetime(text)
     return value
