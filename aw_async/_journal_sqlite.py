@@ -291,16 +291,30 @@ class SqliteJournal(Journal):
     async def settle(
         self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
     ) -> None:
-        now = datetime.now(UTC).isoformat()
-        row: Row = (booking_id, state.value, now, now, new_booking_id, None, None)
-        work = _Work(lambda connection: _insert(connection, [row], _UPSERT_OUTCOME), outcome=row)
-        try:  # not awaited: see the module's docstring
-            await self._writer.post(work)
+        try:  # opens the file if need be; the outcome itself is not awaited: see the module's docstring
+            await self._writer.post(self._outcome(booking_id, state, new_booking_id))
         except sqlite3.Error as exc:  # the file could not be opened
             raise self._failed(exc) from exc
+        self._count_settled()
+
+    def settle_nowait(
+        self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
+    ) -> bool:
+        if not self._writer.post_nowait(self._outcome(booking_id, state, new_booking_id)):
+            return False  # not open yet: settle() opens it
+        self._count_settled()
+        return True
+
+    @staticmethod
+    def _outcome(booking_id: int, state: AttemptState, new_booking_id: int | None) -> _Work:
+        now = datetime.now(UTC).isoformat()
+        row: Row = (booking_id, state.value, now, now, new_booking_id, None, None)
+        return _Work(lambda connection: _insert(connection, [row], _UPSERT_OUTCOME), outcome=row)
+
+    def _count_settled(self) -> None:
         self._settled += 1
-        if self._settled % 1024 == 0:
-            await self.forget_old()
+        if self._settled % 1024 == 0:  # forgetting is housekeeping: queued, not awaited
+            self._writer.post_nowait(_Work(self._forget_operation(datetime.now(UTC))))
 
     async def entries(self) -> list[JournalEntry]:
         def operation(connection: sqlite3.Connection) -> list[JournalEntry]:
@@ -310,8 +324,9 @@ class SqliteJournal(Journal):
         return await self._do(operation)
 
     async def forget_old(self, now: datetime | None = None) -> int:
-        at = now or datetime.now(UTC)
+        return await self._do(self._forget_operation(now or datetime.now(UTC)))
 
+    def _forget_operation(self, at: datetime) -> Callable[[sqlite3.Connection], int]:
         def operation(connection: sqlite3.Connection) -> int:
             cursor = connection.execute(
                 "DELETE FROM reschedules"
@@ -325,7 +340,7 @@ class SqliteJournal(Journal):
             )
             return cursor.rowcount
 
-        return await self._do(operation)
+        return operation
 
 
 _ALL_COLUMNS = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS.split(", ")[1:])

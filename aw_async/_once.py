@@ -3,14 +3,15 @@ attempt.
 
 :meth:`RescheduleGuard.run` is what both the single reschedule and the batch call for each booking:
 
-1. Concurrent calls for one booking in this process share one flight (:meth:`Journal.single_flight`).
+1. Concurrent calls for one booking in this process share one flight (:meth:`Journal.single_flight`),
+   run by the first of them, with no task of its own.
 2. The flight claims the booking in the journal (atomically, durably) before anything is sent. A
    claim is refused when the journal says the booking was rescheduled (``AlreadyRescheduledError``,
    zero requests; ``force`` overrides), when another process's attempt is in flight (it waits for
    that attempt's outcome), or when the last outcome is unknown (it reconciles first, and sends again
    only when the listing shows the reschedule did not happen).
 3. The attempt (prerequisites, then the one POST) runs; its outcome is recorded, even when the call
-   is cancelled: rescheduled, refused (nothing was spent: a prerequisite, a 4xx, a request that never
+   is cancelled (at once when the journal can, :meth:`Journal.settle_nowait`; else shielded): rescheduled, refused (nothing was spent: a prerequisite, a 4xx, a request that never
    left), or unknown (the POST may have happened).
 """
 
@@ -147,6 +148,7 @@ class RescheduleGuard:
         it leaves the attempt in flight, which the next attempt reads as unknown and reconciles:
         safe, so the failure is logged rather than raised over the outcome."""
         try:
-            await asyncio.shield(self.journal.settle(booking_id, state, new_booking_id=new_booking_id))
+            if not self.journal.settle_nowait(booking_id, state, new_booking_id=new_booking_id):
+                await asyncio.shield(self.journal.settle(booking_id, state, new_booking_id=new_booking_id))
         except Exception:
             log.exception("could not record the outcome (%s) of booking %d's reschedule", state, booking_id)

@@ -92,9 +92,12 @@ class RequestSettings:
     api_key: str | None = None
     static_headers: Mapping[str, str] = attrs.field(init=False, eq=False)
     """The headers that do not change from request to request, built once."""
+    root: str = attrs.field(init=False, eq=False)
+    """``base_url`` without its trailing slashes, which every path follows."""
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "static_headers", {"Accept": self.accept, "User-Agent": self.user_agent})
+        object.__setattr__(self, "root", self.base_url.rstrip("/"))
 
 
 def build_request(
@@ -137,7 +140,7 @@ def build_request(
         body = _JSON.encode(request)
     if settings.api_key is not None:
         query["apiKey"] = settings.api_key
-    url = settings.base_url.rstrip("/") + path
+    url = settings.root + path
     if query:
         url += "?" + urlencode(query)
     secrets = tuple(s for s in (token, settings.api_key) if s)

@@ -68,9 +68,18 @@ class SqliteWriter(Generic[W]):
         await self._open()
         self._queue.put((work, None))
 
+    def post_nowait(self, work: W) -> bool:
+        """:meth:`post` without opening: False (nothing queued) unless the writer is running."""
+        if self.closed or self._thread is None:
+            return False
+        self._queue.put((work, None))
+        return True
+
     async def _open(self) -> None:
         if self.closed:
             raise RuntimeError("this journal is closed")
+        if self._thread is not None:
+            return  # open: no need to wait on the opening again
         if self._opening is None:  # the first use opens the file, once, however many arrive at once
             self._opening = asyncio.ensure_future(asyncio.to_thread(self._start))
         await asyncio.shield(self._opening)  # opening the file is disk I/O too

@@ -22,7 +22,9 @@ Invariants:
 - The attempt is recorded (and, in :class:`SqliteJournal`, committed) before the POST is sent; its
   outcome after. :meth:`Journal.claim` is atomic: of two claimants, one gets the booking.
 - Concurrent calls for one booking in one process (one client, or clients sharing a journal) share
-  one flight: one POST, and every caller gets its result or its error.
+  one flight: one POST, and every caller gets its result or its error. The flight runs in the task
+  of the caller that started it; if that caller is cancelled, the next one runs it again, and so
+  finds what the cancelled one recorded (a claim given back, or an outcome unknown to reconcile).
 
 What a journal forgets, and when (a bot or a web backend must not grow without bound): a
 ``refused`` entry after ``keep_refused`` (1 day), a ``rescheduled`` one after ``keep_rescheduled``
@@ -37,6 +39,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import enum
+import itertools
 import os
 import secrets
 import socket
@@ -79,6 +82,10 @@ class Owner:
     host: str
     pid: int
     token: str
+    _text: str = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_text", f"{self.host}:{self.pid}:{self.token}")  # read per claim
 
     @classmethod
     def here(cls) -> Owner:
@@ -86,7 +93,7 @@ class Owner:
         return cls(socket.gethostname(), os.getpid(), secrets.token_hex(8))
 
     def __str__(self) -> str:
-        return f"{self.host}:{self.pid}:{self.token}"
+        return self._text
 
     @classmethod
     def parse(cls, text: str) -> Owner:
@@ -177,10 +184,14 @@ def in_flight(booking_id: int, owner: Owner, now: datetime, lease: timedelta) ->
 
 @attrs.define
 class _Flight:
-    """One booking's attempt under way in this process, and how many callers await it."""
+    """One booking's attempt under way in this process, run by the caller that started it."""
 
-    task: asyncio.Future[Any]
-    waiters: int = 0
+    landed: asyncio.Future[Any] | None = None
+    """Created when a second caller comes to wait: the runner resolves it when the work ends."""
+
+
+#: What a flight's waiters are told when its runner was cancelled: run the work themselves.
+_RUN_AGAIN = object()
 
 
 class Journal(abc.ABC):
@@ -188,7 +199,8 @@ class Journal(abc.ABC):
     :class:`SqliteJournal`, between processes) to share that memory.
 
     Subclasses implement the storage (:meth:`get`, :meth:`claim`, :meth:`settle`, :meth:`entries`,
-    :meth:`forget_old`); this base class keeps the in-process flights.
+    :meth:`forget_old`, and optionally :meth:`settle_nowait`); this base class keeps the in-process
+    flights.
     """
 
     def __init__(
@@ -203,30 +215,46 @@ class Journal(abc.ABC):
 
     async def single_flight(self, booking_id: int, work: Callable[[], Awaitable[T]]) -> T:
         """Run ``work`` for ``booking_id`` unless a flight for it is under way in this process; then
-        await that one instead. Every caller gets the flight's result or its error. A caller that
-        is cancelled stops waiting; when the last one is, the flight is cancelled too, and its
-        bookkeeping (recording an unknown outcome) finishes before the cancellation propagates."""
-        flight = self._flights.get(booking_id)
-        if flight is None:
-            flight = _Flight(asyncio.ensure_future(work()))
-            self._flights[booking_id] = flight
-            flight.task.add_done_callback(lambda _: self._landed(booking_id, flight))
-        flight.waiters += 1
-        try:
-            return await asyncio.shield(flight.task)
-        except asyncio.CancelledError:
-            if flight.waiters == 1 and not flight.task.done():
-                flight.task.cancel()
-                await asyncio.wait({flight.task})
-            raise
-        finally:
-            flight.waiters -= 1
+        await that one instead, and get its result or its error.
 
-    def _landed(self, booking_id: int, flight: _Flight) -> None:
+        The first caller runs the work itself (no task: a batch pays nothing for the guarantee).
+        A waiter that is cancelled just stops waiting. When the runner is cancelled, so is its work
+        (which records what it must: a claim given back, or an outcome unknown), and the next
+        waiter runs the work again, which then finds the journal's record of it.
+        """
+        while (flight := self._flights.get(booking_id)) is not None:
+            if flight.landed is None:
+                flight.landed = asyncio.get_running_loop().create_future()
+            landed = flight.landed
+            await asyncio.wait((landed,))  # not `await landed`: cancelling a waiter must not cancel it
+            outcome = landed.result()
+            if outcome is not _RUN_AGAIN:
+                return outcome  # type: ignore[no-any-return]
+        flight = self._flights[booking_id] = _Flight()
+        try:
+            result = await work()
+        except asyncio.CancelledError:
+            self._land(booking_id, flight, _RUN_AGAIN)
+            raise
+        except BaseException as exc:
+            self._land(booking_id, flight, error=exc)
+            raise
+        self._land(booking_id, flight, result)
+        return result
+
+    def _land(
+        self, booking_id: int, flight: _Flight, result: Any = None, error: BaseException | None = None
+    ) -> None:
         if self._flights.get(booking_id) is flight:
             del self._flights[booking_id]
-        if not flight.task.cancelled():
-            flight.task.exception()  # seen: its waiters may all have been cancelled
+        landed = flight.landed
+        if landed is None:
+            return  # nobody came to wait
+        if error is None:
+            landed.set_result(result)
+        else:
+            landed.set_exception(error)
+            landed.exception()  # marked seen: its waiters may all have gone
 
     @abc.abstractmethod
     async def get(self, booking_id: int) -> JournalEntry | None:
@@ -256,6 +284,15 @@ class Journal(abc.ABC):
         self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
     ) -> None:
         """Record an attempt's outcome (or a reconciliation's finding)."""
+
+    def settle_nowait(
+        self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
+    ) -> bool:
+        """Record an outcome at once, without awaiting anything, when this journal can; False when
+        it cannot, and :meth:`settle` must be awaited instead. An outcome recorded this way cannot
+        be lost to a cancellation, which saves shielding an await (both built-in journals can: a
+        dictionary, or a queue to the writer thread). The default cannot."""
+        return False
 
     @abc.abstractmethod
     async def entries(self) -> list[JournalEntry]:
@@ -329,13 +366,22 @@ class MemoryJournal(Journal):
     async def settle(
         self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
     ) -> None:
+        self._record(booking_id, state, new_booking_id)
+
+    def settle_nowait(
+        self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
+    ) -> bool:
+        self._record(booking_id, state, new_booking_id)
+        return True
+
+    def _record(self, booking_id: int, state: AttemptState, new_booking_id: int | None) -> None:
         now = datetime.now(UTC)
         entry = self._entries.get(booking_id)
         attempted_at = entry.attempted_at if entry is not None else now
         self._put(JournalEntry(booking_id, state, attempted_at, now, new_booking_id))
         self._settled += 1
         if self._settled % 1024 == 0:
-            await self.forget_old(now)
+            self._forget_old(now)
 
     def _put(self, entry: JournalEntry) -> None:
         self._entries.pop(entry.booking_id, None)  # re-inserted last: the dict stays oldest-first
@@ -345,7 +391,8 @@ class MemoryJournal(Journal):
 
     def _evict(self, count: int) -> None:
         settled = (AttemptState.REFUSED, AttemptState.RESCHEDULED)
-        oldest = [b for b, e in self._entries.items() if e.state in settled][:count]
+        # Oldest first, and lazily: an insert past the bound costs the entries it walks, not all.
+        oldest = list(itertools.islice((b for b, e in self._entries.items() if e.state in settled), count))
         for booking_id in oldest:
             del self._entries[booking_id]
 
@@ -353,8 +400,18 @@ class MemoryJournal(Journal):
         return [self._entries[b] for b in sorted(self._entries)]
 
     async def forget_old(self, now: datetime | None = None) -> int:
-        now = now or datetime.now(UTC)
-        old = [b for b, entry in self._entries.items() if self._expired(entry, now)]
+        return self._forget_old(now or datetime.now(UTC))
+
+    def _forget_old(self, now: datetime) -> int:
+        # Oldest first, by last change: past the first entry too young to expire in any state,
+        # every entry is younger still, so a pass costs the expired entries, not the journal.
+        horizon = now - min(self.keep_refused, self.keep_rescheduled)
+        old = []
+        for booking_id, entry in self._entries.items():
+            if entry.updated_at >= horizon:
+                break
+            if self._expired(entry, now):
+                old.append(booking_id)
         for booking_id in old:
             del self._entries[booking_id]
         return len(old)

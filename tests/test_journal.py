@@ -209,3 +209,144 @@ async def test_a_failing_operation_fails_its_caller_and_the_journal_lives_on(tmp
         assert (await journal.claim(9, owner=Owner.here(), lease=LEASE)).granted  # still serving
     finally:
         await journal.aclose()
+
+
+async def test_a_flights_waiters_get_its_result_and_its_runner_pays_no_task() -> None:
+    journal = MemoryJournal()
+    runs, release = [], asyncio.Event()
+    tasks_before = len(asyncio.all_tasks())
+
+    async def work() -> int:
+        runs.append(asyncio.current_task())
+        assert len(asyncio.all_tasks()) == tasks_before + 2  # the callers' own tasks, no more
+        await release.wait()
+        return 7
+
+    callers = [asyncio.ensure_future(journal.single_flight(1, work)) for _ in range(2)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*callers) == [7, 7]
+    assert runs == [callers[0]]  # run by its first caller, in that caller's task
+    assert not journal._flights
+
+
+async def test_a_flights_error_reaches_every_waiter() -> None:
+    journal = MemoryJournal()
+
+    async def work() -> int:
+        await asyncio.sleep(0)
+        raise LookupError("no such booking")
+
+    results = await asyncio.gather(
+        *(journal.single_flight(1, work) for _ in range(3)), return_exceptions=True
+    )
+    assert [type(r) for r in results] == [LookupError] * 3
+    assert len({id(r) for r in results}) == 1  # one flight, one error
+
+
+async def test_a_cancelled_waiter_stops_waiting_and_the_flight_goes_on() -> None:
+    journal = MemoryJournal()
+    release = asyncio.Event()
+
+    async def work() -> int:
+        await release.wait()
+        return 7
+
+    runner = asyncio.ensure_future(journal.single_flight(1, work))
+    waiters = [asyncio.ensure_future(journal.single_flight(1, work)) for _ in range(2)]
+    await asyncio.sleep(0)
+    waiters[0].cancel()
+    await asyncio.sleep(0)
+    release.set()
+    assert await runner == 7
+    assert await waiters[1] == 7
+    assert waiters[0].cancelled()
+
+
+async def test_when_the_runner_is_cancelled_a_waiter_runs_the_work_again() -> None:
+    # The runner's work is cancelled with it (the guard then records what it must: a claim given
+    # back, or an outcome unknown); the next waiter runs the work itself, and so finds that record.
+    journal = MemoryJournal()
+    started: list[asyncio.Task[object] | None] = []
+
+    async def work() -> int:
+        started.append(asyncio.current_task())
+        await asyncio.sleep(0.01 if len(started) == 1 else 0)
+        return len(started)
+
+    runner = asyncio.ensure_future(journal.single_flight(1, work))
+    waiters = [asyncio.ensure_future(journal.single_flight(1, work)) for _ in range(2)]
+    await asyncio.sleep(0)
+    runner.cancel()
+    assert await asyncio.gather(*waiters) == [2, 2]  # one new run, shared by both waiters
+    assert runner.cancelled()
+    assert started == [runner, waiters[0]]
+
+
+async def test_the_built_in_journals_record_an_outcome_without_awaiting(tmp_path: Path) -> None:
+    memory = MemoryJournal()
+    assert memory.settle_nowait(1, AttemptState.REFUSED)
+    assert (await memory.get(1)).state is AttemptState.REFUSED  # type: ignore[union-attr]
+    sqlite = SqliteJournal(tmp_path / "j.sqlite3")
+    try:
+        assert not sqlite.settle_nowait(1, AttemptState.REFUSED)  # not open yet: settle() opens it
+        await sqlite.settle(1, AttemptState.REFUSED)
+        assert sqlite.settle_nowait(2, AttemptState.UNKNOWN)
+        assert (await sqlite.get(2)).state is AttemptState.UNKNOWN  # type: ignore[union-attr]
+    finally:
+        await sqlite.aclose()
+    assert not sqlite.settle_nowait(3, AttemptState.UNKNOWN)  # closed: nothing queued
+
+
+class _AwaitedJournal(MemoryJournal):
+    """A journal that can only record an outcome by awaiting (the base class's default)."""
+
+    def settle_nowait(
+        self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
+    ) -> bool:
+        return Journal.settle_nowait(self, booking_id, state, new_booking_id=new_booking_id)
+
+    async def settle(
+        self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
+    ) -> None:
+        await asyncio.sleep(0)
+        await super().settle(booking_id, state, new_booking_id=new_booking_id)
+
+
+async def test_an_outcome_a_journal_must_await_is_recorded_even_for_a_cancelled_caller() -> None:
+    from aw_async._once import RescheduleGuard
+
+    journal = _AwaitedJournal()
+    guard = RescheduleGuard(journal, lease=LEASE, reconcile=None)  # type: ignore[arg-type]
+
+    async def attempt(progress: object) -> object:
+        progress.posting = True  # type: ignore[attr-defined]
+        await asyncio.sleep(1)
+        raise AssertionError("cancelled before this")
+
+    call = asyncio.ensure_future(guard.run(5, attempt))  # type: ignore[arg-type]
+    await asyncio.sleep(0.01)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert (await journal.get(5)).state is AttemptState.UNKNOWN  # type: ignore[union-attr]
+
+
+async def test_forgetting_walks_the_expired_entries_not_the_whole_journal() -> None:
+    journal = MemoryJournal(keep_refused=timedelta(hours=1))
+    now = datetime.now(UTC)
+    for booking_id in range(1, 4):  # old refusals, first in the journal's order
+        journal._put(entry(AttemptState.REFUSED, booking_id=booking_id, updated_at=now - timedelta(hours=2)))
+    for booking_id in range(10, 1010):  # then young ones, which a pass must not even look at
+        journal._put(entry(AttemptState.REFUSED, booking_id=booking_id, updated_at=now))
+    looked: list[int] = []
+    expired = journal._expired
+
+    def counting(item: JournalEntry, at: datetime) -> bool:
+        looked.append(item.booking_id)
+        return expired(item, at)
+
+    journal._expired = counting  # type: ignore[method-assign]
+    assert await journal.forget_old(now) == 3
+    assert looked == [1, 2, 3]
+    assert len(await journal.entries()) == 1000

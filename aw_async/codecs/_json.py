@@ -23,7 +23,7 @@ import attrs
 
 from ..errors import DecodeError, EncodeError
 from ._base import DEFAULT_MAX_BODY_BYTES, body_text, check_size, is_plain_utf8
-from ._contracts import contract_for
+from ._contracts import CONTRACTS, Contract, contract_for
 from ._json_fast import Refused, fast_decode
 from ._scalars import (
     SURELY_IN_RANGE,
@@ -169,6 +169,9 @@ class JsonCodec:
 
 
 def _write(value: object) -> str:
+    contract = CONTRACTS.get(type(value))
+    if contract is not None:  # a model: a request body, the most frequent call by far
+        return _write_object(value, contract)
     # Order matters: bool is an int, and the enums are str and int.
     if value is None:
         return "null"
@@ -191,13 +194,16 @@ def _write(value: object) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(_write(item) for item in value) + "]"
     if attrs.has(type(value)):
-        contract = contract_for(type(value))
-        parts = []
-        for member in contract.members:
-            item = getattr(value, member.attribute)
-            if contract.http_error and (item is None or item == {}):
-                continue  # HttpError writes only the keys it has (docs/api.md, "Error bodies")
-            text = f'"{format_minutes(item)}"' if member.minutes and item is not None else _write(item)
-            parts.append(f'"{member.wire}":{text}')
-        return "{" + ",".join(parts) + "}"
+        return _write_object(value, contract_for(type(value)))  # not one of ours: a TypeError
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
+
+
+def _write_object(value: object, contract: Contract) -> str:
+    parts = []
+    for member in contract.members:
+        item = getattr(value, member.attribute)
+        if contract.http_error and (item is None or item == {}):
+            continue  # HttpError writes only the keys it has (docs/api.md, "Error bodies")
+        text = f'"{format_minutes(item)}"' if member.minutes and item is not None else _write(item)
+        parts.append(f'"{member.wire}":{text}')
+    return "{" + ",".join(parts) + "}"
