@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import decode, e2e, imports, journal, memory
+from . import decode, e2e, imports, journal, memory, targets
 
 SECTIONS = ("decode", "memory", "imports", "e2e", "journal")
 
@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         bookings, rounds = (1000, 1) if args.quick else (5000, 3)
         figures["journal"] = journal.measure(bookings=bookings, concurrency=50, rounds=rounds)
         journal.print_rows(figures["journal"], bookings, 50)
+    figures["targets"] = targets.rows(figures)
+    print()
+    targets.print_rows(figures["targets"])
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"\nfigures written to {args.json}")
