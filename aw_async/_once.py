@@ -11,8 +11,9 @@ attempt.
    that attempt's outcome), or when the last outcome is unknown (it reconciles first, and sends again
    only when the listing shows the reschedule did not happen).
 3. The attempt (prerequisites, then the one POST) runs; its outcome is recorded, even when the call
-   is cancelled (at once when the journal can, :meth:`Journal.settle_nowait`; else shielded): rescheduled, refused (nothing was spent: a prerequisite, a 4xx, a request that never
-   left), or unknown (the POST may have happened).
+   is cancelled (at once when the journal can, :meth:`Journal.settle_nowait`; else shielded):
+   rescheduled, refused (nothing was spent: a prerequisite, a 4xx, a request that never left), or
+   unknown (the POST may have happened).
 """
 
 from __future__ import annotations

@@ -156,16 +156,17 @@ class _Scope:
 class _ListSlot:
     """A list member of the root: its items are read one by one, with the item's own expression."""
 
-    def __init__(self, item: Contract, close: str, scope: _Scope, nil: int, empty: int, declared: int | None):
-        self.item, self.close, self.scope = item, close, scope
+    def __init__(self, item: Contract, close: str, default: str, nil: int, empty: int, declared: int | None):
+        self.item, self.close, self.default = item, close, default
         self.nil, self.empty, self.declared = nil, empty, declared
+        """Group indices: ``i:nil``, the empty element, and the items' prefix where it is declared."""
 
     def read(self, document: str, position: int, groups: tuple[Any, ...], escaped: bool) -> tuple[Any, int]:
         """The items, and where the list's element ends."""
         if groups[self.nil] is not None or groups[self.empty] is not None:
             return (), position
         prefix = None if self.declared is None else groups[self.declared]
-        expression, build = _item_program(self.item, self.scope.default, prefix)
+        expression, build = _item_program(self.item, self.default, prefix)
         items = []
         position = _after_whitespace(document, position)
         close = self.close
@@ -242,9 +243,11 @@ class _Program:
                 pattern.add("|")
                 item_scope, declared = inner.inside(pattern, item.namespace)
                 pattern.add(">)")
-                literal = _Scope(item_scope.default)  # the item's prefix is read from the match
-                slot = _ListSlot(item, f"</{name}>", literal, nil, empty, declared)
-                _item_program(item, literal.default, None if declared is None else "d0p0")  # it compiles
+                slot = _ListSlot(item, f"</{name}>", item_scope.default, nil, empty, declared)
+                # The items' expression needs their prefix, which only a document spells: it is
+                # compiled per spelling. One is compiled now, so that items the fast path cannot
+                # read leave this contract to the general path at once.
+                _item_program(item, item_scope.default, None if declared is None else "d1p1")
                 self.segments.append((pattern.compile(), slot))
                 source.line(f"{setter}(made, lists[{len(self.segments) - 1}])")
                 pattern = _Pattern(pattern.offset + pattern.groups)
