@@ -122,6 +122,18 @@ requirements = st.builds(
     phone_chat_ppm=st.none() | decimals,
     methods=st.lists(phone_chat_methods, max_size=3).map(tuple),
 )
+#: Every answer model (what the decoders' fast paths serve), with the strategy for its values.
+answer_values: dict[type, st.SearchStrategy[object]] = {
+    MadeBooking: made_bookings,
+    MadeBookingsPage: pages,
+    PhoneChatBookingUser: candidates,
+    PhoneChatMethod: phone_chat_methods,
+    UserBookingRequirements: requirements,
+}
+#: A value of any answer model, with its model.
+any_answer = st.sampled_from(list(answer_values)).flatmap(
+    lambda model: answer_values[model].map(lambda value: (value, model))
+)
 #: Request datetimes are sent to the minute, naive (server-local).
 request_minutes = st.datetimes().map(lambda d: d.replace(second=0, microsecond=0))
 create_requests = st.builds(
