@@ -1,6 +1,6 @@
 """``python -m benchmarks``: every benchmark, one table each, and the figures as JSON.
 
-    python -m benchmarks [--quick] [--only decode,memory,imports,e2e,journal] [--json FILE]
+    python -m benchmarks [--quick] [--only decode,memory,imports,e2e,layers,journal] [--json FILE]
 
 Install the peers first with ``pip install -e '.[bench]'``. Every comparison is interleaved in one run
 and reports medians, with ratios to a floor measured in that same run.
@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import decode, e2e, imports, journal, memory, targets
+from . import decode, e2e, imports, journal, layers, memory, targets
 
-SECTIONS = ("decode", "memory", "imports", "e2e", "journal")
+SECTIONS = ("decode", "memory", "imports", "e2e", "layers", "journal")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         figures["e2e"] = e2e.measure(bookings=bookings, concurrency=50, rounds=rounds)
         e2e.print_rows(figures["e2e"], bookings, 50)
         print()
+    if "layers" in only:
+        bookings, rounds = (1000, 1) if args.quick else (5000, 5)
+        figures["layers"] = [
+            row for format in ("json", "xml") for row in layers.measure(bookings, rounds, format)
+        ]
+        for format in ("json", "xml"):
+            layers.print_rows([row for row in figures["layers"] if row["format"] == format])
+            print()
     if "journal" in only:
         bookings, rounds = (1000, 1) if args.quick else (5000, 3)
         figures["journal"] = journal.measure(bookings=bookings, concurrency=50, rounds=rounds)
