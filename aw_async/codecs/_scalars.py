@@ -93,7 +93,7 @@ def read_optional_datetime(text: Any, _: object = None) -> datetime | None:
     shape = text[4:17:3]  # text is a str: fromisoformat took it
     if value.tzinfo is None and shape == "--T::":  # the usual case first: server-local time
         end = len(text)
-        if end == 19 or (text[19] == "." and end <= 27):
+        if end == 19 or (19 < end <= 27 and text[19] == "."):
             return value
         raise _not_a_datetime(text)
     return _aware(text, value, shape)
@@ -110,7 +110,7 @@ def _aware(text: str, value: datetime, shape: str) -> datetime:
         end -= 6
     else:
         raise _not_a_datetime(text)
-    if end != 19 and not (text[19] == "." and end <= 27):
+    if end != 19 and not (19 < end <= 27 and text[19] == "."):  # `14:32:Z` ends before 19
         raise _not_a_datetime(text)
     return value
 

@@ -42,7 +42,7 @@ from ..models import BookingStatus, CallMethod
 from ._builder import BuilderSource, compile_builder
 from ._contracts import CONTRACTS, XSI_NS, Contract, Kind
 from ._json_fast import MODELS_MODULE, Refused
-from ._scalars import InvalidValue, parse_datetime, parse_decimal_text, parse_int_text, read_optional_datetime
+from ._scalars import parse_datetime, parse_decimal_text, parse_int_text, read_optional_datetime
 
 __all__ = ["HARDENED_PARSER", "fast_decode", "fast_xml_models"]
 
@@ -401,5 +401,7 @@ def fast_decode(body: bytes, into: type) -> Any:
                 items, position = slot.read(document, position, groups, escaped)
                 lists.append(items)
         return program.build(groups, lists)
-    except (InvalidValue, RecursionError) as exc:
+    except Refused:
+        raise
+    except Exception as exc:  # a strict reader's refusal, or the unforeseen: never an error of our own
         raise Refused from exc
