@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aw_async.codecs import JsonCodec
+from aw_async.codecs._fast import Refused
 from aw_async.codecs._json import _parse, _structure
-from aw_async.codecs._json_fast import Refused, fast_decode, fast_models
+from aw_async.codecs._json_fast import fast_decode, fast_models
 from aw_async.errors import DecodeError
 from aw_async.models import (
     MadeBooking,

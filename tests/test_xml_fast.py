@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aw_async.codecs import XmlCodec
-from aw_async.codecs._json_fast import Refused
+from aw_async.codecs._fast import Refused
 from aw_async.codecs._xml import read_tree
 from aw_async.codecs._xml_fast import fast_decode, fast_xml_models
 from aw_async.errors import DecodeError

@@ -24,7 +24,8 @@ import attrs
 from ..errors import DecodeError, EncodeError
 from ._base import DEFAULT_MAX_BODY_BYTES, body_text, check_size, is_plain_utf8
 from ._contracts import CONTRACTS, Contract, contract_for
-from ._json_fast import Refused, fast_decode
+from ._fast import Refused
+from ._json_fast import fast_decode
 from ._scalars import (
     SURELY_IN_RANGE,
     InvalidValue,

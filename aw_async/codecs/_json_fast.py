@@ -29,18 +29,11 @@ import attrs
 import msgspec
 
 from ..models import BookingStatus, CallMethod
-from ._builder import BuilderSource, compile_builder
 from ._contracts import CONTRACTS, Contract, Kind
+from ._fast import MODELS_MODULE, BuilderSource, Refused, compile_builder
 from ._scalars import net_decimal, read_optional_datetime
 
-__all__ = ["Refused", "fast_decode", "fast_models"]
-
-MODELS_MODULE = "aw_async.models"
-
-
-class Refused(Exception):
-    """The fast path declines: the general path decides."""
-
+__all__ = ["fast_decode", "fast_models"]
 
 _STATUS = {status.value: status for status in BookingStatus}
 _METHOD = {method.value: method for method in CallMethod}

@@ -38,7 +38,7 @@ from ._base import (
     split_bom,
 )
 from ._contracts import CONTRACTS, SERIALIZATION_NS, XSI_NS, Contract, Kind, Member, contract_for
-from ._json_fast import Refused
+from ._fast import Refused
 from ._scalars import InvalidValue, describe, parse_decimal_text, parse_int_text
 from ._structure import LeafReaders, Structurer
 from ._xml_fast import HARDENED_PARSER, fast_decode

@@ -39,9 +39,8 @@ import attrs
 from lxml import etree
 
 from ..models import BookingStatus, CallMethod
-from ._builder import BuilderSource, compile_builder
 from ._contracts import CONTRACTS, XSI_NS, Contract, Kind
-from ._json_fast import MODELS_MODULE, Refused
+from ._fast import MODELS_MODULE, BuilderSource, Refused, compile_builder
 from ._scalars import parse_datetime, parse_decimal_text, parse_int_text, read_optional_datetime
 
 __all__ = ["HARDENED_PARSER", "fast_decode", "fast_xml_models"]

@@ -1,9 +1,10 @@
-"""Generated builders: straight-line functions that make a frozen model without its ``__init__``.
+"""What the two fast paths (:mod:`._json_fast`, :mod:`._xml_fast`) share: how they decline, which
+models they serve, and the generated builders they end with.
 
-Both fast paths (:mod:`._json_fast`, :mod:`._xml_fast`) end the same way: one line a slot, each slot
-set through its own descriptor (a frozen class's ``__setattr__`` refuses; the slot descriptor does
-not). That equals ``Model(**values)`` only while the models have no validators, converters or
-post-init hooks, which ``tests/test_json_fast.py`` holds them to.
+A builder is a straight-line function that makes a frozen model without its ``__init__``: one line a
+slot, each slot set through its own descriptor (a frozen class's ``__setattr__`` refuses; the slot
+descriptor does not). That equals ``Model(**values)`` only while the models have no validators,
+converters or post-init hooks, which ``tests/test_json_fast.py`` holds them to.
 """
 
 from __future__ import annotations
@@ -11,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["compile_builder"]
+__all__ = ["MODELS_MODULE", "BuilderSource", "Refused", "compile_builder"]
+
+#: The fast paths serve the answers' models, the ones defined there (never a request, never HttpError).
+MODELS_MODULE = "aw_async.models"
+
+
+class Refused(Exception):
+    """A fast path declines: the general path decides, with its own wording."""
 
 
 class BuilderSource:
