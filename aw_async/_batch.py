@@ -78,7 +78,12 @@ class _Rescheduler(Protocol):
 
 class _Guard(Protocol):
     async def run(
-        self, booking_id: int, attempt: Callable[[Attempt], Awaitable[MadeBooking]], *, force: bool = False
+        self,
+        booking_id: int,
+        attempt: Callable[[Attempt], Awaitable[MadeBooking]],
+        *,
+        force: bool = False,
+        detached: bool = True,
     ) -> MadeBooking: ...
 
 
@@ -187,7 +192,9 @@ async def reschedule_batch(
             return await attempt(booking_id, attempt_progress)
 
         try:
-            new_booking = await guard.run(booking_id, tracked, force=force)
+            # Not detached: a batch's cancellation is its flights' (it reports the POSTs in flight as
+            # unknown), and a task a booking would cost it more than the rest of the journal.
+            new_booking = await guard.run(booking_id, tracked, force=force, detached=False)
             return RescheduleOutcome(booking_id, booking=new_booking)
         except Exception as exc:  # whatever it is, it is this booking's outcome, not the batch's end
             return RescheduleOutcome(booking_id, error=as_outcome_error(exc, posting=progress.posting))

@@ -3,8 +3,8 @@ attempt.
 
 :meth:`RescheduleGuard.run` is what both the single reschedule and the batch call for each booking:
 
-1. Concurrent calls for one booking in this process share one flight (:meth:`Journal.single_flight`),
-   run by the first of them, with no task of its own.
+1. Concurrent calls for one booking in this process share one flight (:meth:`Journal.single_flight`):
+   a single call's in a task of its own, a batch's in the batch's task (no task a booking).
 2. The flight claims the booking in the journal (atomically, durably) before anything is sent. A
    claim is refused when the journal says the booking was rescheduled (``AlreadyRescheduledError``,
    zero requests; ``force`` overrides), when another process's attempt is in flight (it waits for
@@ -86,15 +86,22 @@ class RescheduleGuard:
         attempt: Callable[[Attempt], Awaitable[MadeBooking]],
         *,
         force: bool = False,
+        detached: bool = True,
     ) -> MadeBooking:
         """Reschedule ``booking_id`` by running ``attempt`` at most once, as the journal allows.
+
+        ``detached`` (a single call) runs the flight in a task of its own, which outlives a
+        cancelled caller while others wait; a batch passes False and runs it in its own task
+        (:meth:`Journal.single_flight`).
 
         Raises:
             AlreadyRescheduledError: the journal (or a reconciliation) says it was rescheduled.
             OutcomeUnknownError: the attempt may have happened; or a reconciliation is ambiguous.
             Whatever ``attempt`` raises.
         """
-        return await self.journal.single_flight(booking_id, lambda: self._flight(booking_id, attempt, force))
+        return await self.journal.single_flight(
+            booking_id, lambda: self._flight(booking_id, attempt, force), detached=detached
+        )
 
     async def _flight(
         self,

@@ -22,9 +22,10 @@ Invariants:
 - The attempt is recorded (and, in :class:`SqliteJournal`, committed) before the POST is sent; its
   outcome after. :meth:`Journal.claim` is atomic: of two claimants, one gets the booking.
 - Concurrent calls for one booking in one process (one client, or clients sharing a journal) share
-  one flight: one POST, and every caller gets its result or its error. The flight runs in the task
-  of the caller that started it; if that caller is cancelled, the next one runs it again, and so
-  finds what the cancelled one recorded (a claim given back, or an outcome unknown to reconcile).
+  one flight: one POST, and every caller gets its result or its error. A single call's flight runs in
+  a task of its own and goes on while any caller waits; a batch's runs in the batch's own task (no
+  task a booking), so cancelling the batch cancels it, and a caller waiting on it then runs it again
+  and finds what was recorded (a claim given back, or an outcome unknown to reconcile).
 
 What a journal forgets, and when (a bot or a web backend must not grow without bound): a
 ``refused`` entry after ``keep_refused`` (1 day), a ``rescheduled`` one after ``keep_rescheduled``
@@ -184,10 +185,14 @@ def in_flight(booking_id: int, owner: Owner, now: datetime, lease: timedelta) ->
 
 @attrs.define
 class _Flight:
-    """One booking's attempt under way in this process, run by the caller that started it."""
+    """One booking's attempt under way in this process."""
 
+    task: asyncio.Task[Any] | None = None
+    """A detached flight's own task; None for a flight run by the caller that started it."""
     landed: asyncio.Future[Any] | None = None
-    """Created when a second caller comes to wait: the runner resolves it when the work ends."""
+    """What waiters wait on: the task itself, or a future the runner resolves (made when the first
+    waiter comes)."""
+    waiters: int = 0
 
 
 #: What a flight's waiters are told when its runner was cancelled: run the work themselves.
@@ -213,23 +218,28 @@ class Journal(abc.ABC):
         self.keep_rescheduled = keep_rescheduled
         self._flights: dict[int, _Flight] = {}
 
-    async def single_flight(self, booking_id: int, work: Callable[[], Awaitable[T]]) -> T:
+    async def single_flight(
+        self, booking_id: int, work: Callable[[], Awaitable[T]], *, detached: bool = True
+    ) -> T:
         """Run ``work`` for ``booking_id`` unless a flight for it is under way in this process; then
-        await that one instead, and get its result or its error.
+        wait for that one instead, and get its result or its error.
 
-        The first caller runs the work itself (no task: a batch pays nothing for the guarantee).
-        A waiter that is cancelled just stops waiting. When the runner is cancelled, so is its work
-        (which records what it must: a claim given back, or an outcome unknown), and the next
-        waiter runs the work again, which then finds the journal's record of it.
+        A detached flight (the default, for a single call) runs in a task of its own: a caller that
+        is cancelled only stops waiting, and the flight is cancelled when its last caller is. A
+        flight that is not detached (a batch's, which pays for every booking) runs in the task of
+        the caller that started it: when that caller is cancelled, so is the work (which records
+        what it must: a claim given back, or an outcome unknown), and a waiter runs the work again,
+        which then finds that record.
         """
         while (flight := self._flights.get(booking_id)) is not None:
-            if flight.landed is None:
-                flight.landed = asyncio.get_running_loop().create_future()
-            landed = flight.landed
-            await asyncio.wait((landed,))  # not `await landed`: cancelling a waiter must not cancel it
-            outcome = landed.result()
+            outcome = await self._wait_for(flight)
             if outcome is not _RUN_AGAIN:
                 return outcome  # type: ignore[no-any-return]
+        if detached:
+            task = asyncio.ensure_future(work())
+            own = self._flights[booking_id] = _Flight(task=task, landed=task)
+            task.add_done_callback(lambda _: self._land(booking_id, own))
+            return await self._wait_for(own)  # type: ignore[no-any-return]
         flight = self._flights[booking_id] = _Flight()
         try:
             result = await work()
@@ -242,12 +252,35 @@ class Journal(abc.ABC):
         self._land(booking_id, flight, result)
         return result
 
+    @staticmethod
+    async def _wait_for(flight: _Flight) -> Any:
+        if flight.landed is None:
+            flight.landed = asyncio.get_running_loop().create_future()
+        landed = flight.landed
+        flight.waiters += 1
+        try:
+            await asyncio.wait((landed,))  # not `await landed`: cancelling a waiter must not cancel it
+        except asyncio.CancelledError:
+            task = flight.task
+            if task is not None and flight.waiters == 1 and not task.done():
+                task.cancel()  # the last caller of a detached flight: the flight goes with it, and
+                await asyncio.wait((task,))  # its bookkeeping (an outcome unknown) is done first
+            raise
+        finally:
+            flight.waiters -= 1
+        return landed.result()
+
     def _land(
         self, booking_id: int, flight: _Flight, result: Any = None, error: BaseException | None = None
     ) -> None:
+        """The flight is over: nobody joins it any more, and its waiters are told."""
         if self._flights.get(booking_id) is flight:
             del self._flights[booking_id]
         landed = flight.landed
+        if flight.task is not None:  # the task is the future its waiters wait on
+            if not flight.task.cancelled():
+                flight.task.exception()  # marked seen: its waiters may all have gone
+            return
         if landed is None:
             return  # nobody came to wait
         if error is None:

@@ -5,7 +5,8 @@
 Each row runs 5,000 RescheduleMadeBooking POSTs at concurrency 50 (checks off) against the lean
 server of :mod:`.e2e`, adding one layer of the client to the row above it: raw aiohttp; the request
 built and sent through the transport; the answer decoded; ``Api.call`` (token, error mapping); the
-journal and single-flight of a single reschedule; the batch. Each row runs in a fresh interpreter,
+journal and single-flight as a batch uses them (a claim before the POST, the outcome after); the
+batch's own bookkeeping. Each row runs in a fresh interpreter,
 rows are interleaved round after round, and each figure is the median of this process's CPU time
 per booking (so a row's difference from the one above is what that layer costs, give or take the
 noise of a shared machine, which a few rounds do not remove).
@@ -19,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +31,7 @@ LAYERS = (
     "+ request and transport",
     "+ decoding the answer",
     "+ Api.call",
-    "+ journal (one reschedule)",
+    "+ journal",
     "+ batch",
 )
 WORKERS = 50
@@ -38,8 +40,10 @@ WORKERS = 50
 async def _run(base: str, layer: str, bookings: int, format: str) -> None:
     from aw_async import AdultWorkClient
     from aw_async._endpoints import RESCHEDULE_MADE_BOOKING
+    from aw_async._once import Attempt
     from aw_async._protocol import build_request, decipher_response
     from aw_async._requests import RescheduleMadeBookingRequest
+    from aw_async.models import MadeBooking
 
     if layer == "raw aiohttp":  # the floor, exactly as the end-to-end benchmark runs it
         await _raw(base, bookings, WORKERS, format, checks=False)
@@ -54,6 +58,13 @@ async def _run(base: str, layer: str, bookings: int, format: str) -> None:
             )
             return
 
+        def reschedule(booking_id: int) -> Callable[[Attempt], Awaitable[MadeBooking]]:
+            async def attempt(progress: Attempt) -> MadeBooking:
+                progress.posting = True
+                return await phonechat.send_reschedule(booking_id)
+
+            return attempt
+
         async def one_layer() -> None:
             for booking_id in pending:
                 params = RescheduleMadeBookingRequest(booking_id=booking_id)
@@ -66,8 +77,8 @@ async def _run(base: str, layer: str, bookings: int, format: str) -> None:
                         decipher_response(RESCHEDULE_MADE_BOOKING, request, response, api.codecs)
                 elif layer == "+ Api.call":
                     await api.call(RESCHEDULE_MADE_BOOKING, params)
-                else:
-                    await phonechat.reschedule_made_booking(booking_id, check_preconditions=False)
+                else:  # the journal as a batch goes through it: claim, POST, outcome, its flight inline
+                    await phonechat._guard.run(booking_id, reschedule(booking_id), detached=False)
 
         await asyncio.gather(*(one_layer() for _ in range(WORKERS)))
 

@@ -88,6 +88,23 @@ async def test_clients_sharing_a_journal_share_the_flight_and_its_error(sandbox:
     assert sum(1 for r in sandbox.requests if "MadeBookingDetails" in r.path) == 1
 
 
+async def test_a_cancelled_caller_leaves_the_post_to_the_caller_still_waiting(sandbox: SandboxServer) -> None:
+    # A web backend's double click: the first request's handler is cancelled (its client went away)
+    # while the POST is in flight. The second still gets the new booking, from the same one POST.
+    sandbox.add_booking(distinct(4), client_user_id=USER)
+    sandbox.faults.add("delay", method="POST", seconds=0.2)
+    async with AdultWorkClient(TOKEN, base_url=sandbox.url) as aw:
+        first = asyncio.ensure_future(aw.phonechat.reschedule_made_booking(4, check_preconditions=False))
+        second = asyncio.ensure_future(aw.phonechat.reschedule_made_booking(4, check_preconditions=False))
+        await eventually(lambda: posts(sandbox) == 1)
+        first.cancel()
+        new = await second
+        assert first.cancelled()
+        assert (await aw.phonechat.journal.get(4)).new_booking_id == new.booking_id  # type: ignore[union-attr]
+    assert posts(sandbox) == 1
+    assert sandbox.reschedule_count(4) == 1
+
+
 # --- the journal's memory -----------------------------------------------------------------------
 
 

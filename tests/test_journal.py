@@ -211,7 +211,7 @@ async def test_a_failing_operation_fails_its_caller_and_the_journal_lives_on(tmp
         await journal.aclose()
 
 
-async def test_a_flights_waiters_get_its_result_and_its_runner_pays_no_task() -> None:
+async def test_a_batchs_flight_runs_in_its_first_callers_task() -> None:
     journal = MemoryJournal()
     runs, release = [], asyncio.Event()
     tasks_before = len(asyncio.all_tasks())
@@ -222,7 +222,7 @@ async def test_a_flights_waiters_get_its_result_and_its_runner_pays_no_task() ->
         await release.wait()
         return 7
 
-    callers = [asyncio.ensure_future(journal.single_flight(1, work)) for _ in range(2)]
+    callers = [asyncio.ensure_future(journal.single_flight(1, work, detached=False)) for _ in range(2)]
     await asyncio.sleep(0)
     release.set()
     assert await asyncio.gather(*callers) == [7, 7]
@@ -230,21 +230,22 @@ async def test_a_flights_waiters_get_its_result_and_its_runner_pays_no_task() ->
     assert not journal._flights
 
 
-async def test_a_flights_error_reaches_every_waiter() -> None:
+@pytest.mark.parametrize("detached", [True, False])
+async def test_a_flights_error_reaches_every_waiter(detached: bool) -> None:
     journal = MemoryJournal()
 
     async def work() -> int:
         await asyncio.sleep(0)
         raise LookupError("no such booking")
 
-    results = await asyncio.gather(
-        *(journal.single_flight(1, work) for _ in range(3)), return_exceptions=True
-    )
+    calls = (journal.single_flight(1, work, detached=detached) for _ in range(3))
+    results = await asyncio.gather(*calls, return_exceptions=True)
     assert [type(r) for r in results] == [LookupError] * 3
     assert len({id(r) for r in results}) == 1  # one flight, one error
 
 
-async def test_a_cancelled_waiter_stops_waiting_and_the_flight_goes_on() -> None:
+@pytest.mark.parametrize("detached", [True, False])
+async def test_a_cancelled_waiter_stops_waiting_and_the_flight_goes_on(detached: bool) -> None:
     journal = MemoryJournal()
     release = asyncio.Event()
 
@@ -252,8 +253,8 @@ async def test_a_cancelled_waiter_stops_waiting_and_the_flight_goes_on() -> None
         await release.wait()
         return 7
 
-    runner = asyncio.ensure_future(journal.single_flight(1, work))
-    waiters = [asyncio.ensure_future(journal.single_flight(1, work)) for _ in range(2)]
+    runner = asyncio.ensure_future(journal.single_flight(1, work, detached=detached))
+    waiters = [asyncio.ensure_future(journal.single_flight(1, work, detached=detached)) for _ in range(2)]
     await asyncio.sleep(0)
     waiters[0].cancel()
     await asyncio.sleep(0)
@@ -263,7 +264,48 @@ async def test_a_cancelled_waiter_stops_waiting_and_the_flight_goes_on() -> None
     assert waiters[0].cancelled()
 
 
-async def test_when_the_runner_is_cancelled_a_waiter_runs_the_work_again() -> None:
+async def test_a_single_calls_flight_outlives_its_first_caller_while_another_waits() -> None:
+    journal = MemoryJournal()
+    runs = 0
+
+    async def work() -> int:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.01)
+        return 7
+
+    first = asyncio.ensure_future(journal.single_flight(1, work))
+    second = asyncio.ensure_future(journal.single_flight(1, work))
+    await asyncio.sleep(0)
+    first.cancel()
+    assert await second == 7
+    assert first.cancelled()
+    assert runs == 1  # one flight: the cancelled caller only stopped waiting
+
+
+async def test_a_single_calls_flight_is_cancelled_with_its_last_caller_after_its_bookkeeping() -> None:
+    journal = MemoryJournal()
+    done: list[str] = []
+
+    async def work() -> int:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            await asyncio.sleep(0)  # the bookkeeping of a cancelled attempt, which awaits
+            done.append("recorded")
+            raise
+        return 7
+
+    caller = asyncio.ensure_future(journal.single_flight(1, work))
+    await asyncio.sleep(0)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert done == ["recorded"]  # finished before the caller's cancellation propagated
+    assert not journal._flights
+
+
+async def test_when_a_batchs_runner_is_cancelled_a_waiter_runs_the_work_again() -> None:
     # The runner's work is cancelled with it (the guard then records what it must: a claim given
     # back, or an outcome unknown); the next waiter runs the work itself, and so finds that record.
     journal = MemoryJournal()
@@ -274,8 +316,8 @@ async def test_when_the_runner_is_cancelled_a_waiter_runs_the_work_again() -> No
         await asyncio.sleep(0.01 if len(started) == 1 else 0)
         return len(started)
 
-    runner = asyncio.ensure_future(journal.single_flight(1, work))
-    waiters = [asyncio.ensure_future(journal.single_flight(1, work)) for _ in range(2)]
+    runner = asyncio.ensure_future(journal.single_flight(1, work, detached=False))
+    waiters = [asyncio.ensure_future(journal.single_flight(1, work, detached=False)) for _ in range(2)]
     await asyncio.sleep(0)
     runner.cancel()
     assert await asyncio.gather(*waiters) == [2, 2]  # one new run, shared by both waiters
