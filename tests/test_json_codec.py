@@ -66,6 +66,18 @@ def test_decimals_are_exact_and_keep_their_scale(wire: str, expected: Decimal) -
     assert credits.as_tuple() == expected.as_tuple()
 
 
+@pytest.mark.parametrize(
+    "wire",
+    ["79228162514264337593543950336", "-79228162514264337593543950336", "79228162514264337593543950336.0"],
+)
+def test_a_decimal_one_past_the_largest_net_decimal_is_refused(wire: str) -> None:
+    # 29 digits: as short as .NET's largest decimal, so length alone cannot vouch for it.
+    body = booking_json(Credits=None).replace(b'"Credits": null', b'"Credits": ' + wire.encode())
+    with pytest.raises(DecodeError, match=r"outside the range of \.NET's decimal") as caught:
+        codec.decode(body, MadeBooking)
+    assert caught.value.path == "Credits"
+
+
 @pytest.mark.parametrize("wire", ["NaN", "Infinity", "-Infinity"])
 def test_non_numbers_are_refused(wire: str) -> None:
     body = booking_json(Credits=None).replace(b'"Credits": null', b'"Credits": ' + wire.encode())

@@ -152,9 +152,9 @@ _DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 #: The largest magnitude of .NET's ``decimal`` (a 96-bit integer); its scale is 0 to 28.
 NET_DECIMAL_MAX = Decimal(2**96 - 1)
 _NET_DECIMAL_MAX_SCALE = 28
-#: A decimal text this short (sign, 28 digits, point) cannot leave .NET's range: only longer ones
-#: are checked.
-SURELY_IN_RANGE = 29
+#: A decimal text this short cannot leave .NET's range: at most 28 digits are under 1e28 (the maximum
+#: is about 7.9e28, 29 digits) and have at most 27 places. Only longer ones are checked.
+SURELY_IN_RANGE = 28
 
 
 def net_decimal(text: str) -> Decimal:
