@@ -57,8 +57,8 @@ async def test_ten_thousand_reschedules_at_concurrency_one_hundred(
         assert len(sandbox.requests) == 2 * count + 1
     with capsys.disabled():
         print(
-            f"\n10,000 reschedules: peak Python memory {traced_peak / 2**20:.1f} MiB traced, "
-            f"process peak RSS {peak_rss_mib():.0f} MiB"
+            f"\n10,000 reschedules: peak Python memory {traced_peak / 2**20:.1f} MiB traced "
+            f"(this pytest process's peak RSS, every test so far included: {peak_rss_mib():.0f} MiB)"
         )
 
 
