@@ -28,7 +28,7 @@ from typing import Protocol
 import attrs
 
 from ._aio import gather_or_cancel
-from ._once import Attempt
+from ._once import Attempt, RescheduleGuard
 from ._prerequisites import check_session_passed, require_id
 from ._redact import stand_in
 from .errors import (
@@ -74,17 +74,6 @@ class _Rescheduler(Protocol):
     async def made_booking_details(self, booking_id: int, *, as_user: int | None = None) -> MadeBooking: ...
 
     async def send_reschedule(self, booking_id: int) -> MadeBooking: ...
-
-
-class _Guard(Protocol):
-    async def run(
-        self,
-        booking_id: int,
-        attempt: Callable[[Attempt], Awaitable[MadeBooking]],
-        *,
-        force: bool = False,
-        detached: bool = True,
-    ) -> MadeBooking: ...
 
 
 class _CreditLedger:
@@ -133,7 +122,7 @@ async def reschedule_batch(
     check_preconditions: bool,
     on_progress: Callable[[RescheduleOutcome], None] | None,
     balance: Callable[[], Awaitable[Decimal]],
-    guard: _Guard,
+    guard: RescheduleGuard,
     force: bool = False,
     stop: asyncio.Event | None = None,
 ) -> list[RescheduleOutcome]:
