@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 
-from ._batch import RescheduleOutcome
 from ._client import PRODUCTION_URL, SANDBOX_URL, AdultWorkClient, Format
 from ._oauth import TOKEN_URL, TokenSet
 from ._tokens import RefreshingToken, StaticToken
@@ -25,6 +24,7 @@ from .models import (
     PhoneChatMethod,
     UserBookingRequirements,
 )
+from .phonechat import RescheduleOutcome
 
 # A library's logger stays silent until the application configures logging: without a handler of its
 # own, Python's last-resort handler would print every retry warning on stderr.

@@ -17,10 +17,12 @@ from typing import Any, TypeVar
 from ._endpoints import Endpoint
 from ._protocol import RequestSettings, build_request, decipher_response
 from ._redact import redact, scrub_exception, stand_in
+from ._server_clock import ServerClock
 from ._tokens import TokenProvider
 from ._transport import Transport
 from .codecs import CodecSet
 from .errors import AdultWorkError, OutcomeUnknownError, UnexpectedError
+from .journal import AttemptState, outcome_of
 
 __all__ = ["Api"]
 
@@ -37,12 +39,22 @@ class Api:
         self.token = token
         self.settings = settings
         self.codecs = codecs
+        #: The server's clock, as its answers' ``Date`` headers show it.
+        self.server_clock = ServerClock()
 
-    async def call(self, endpoint: Endpoint[R], params: object, *, as_user: int | None = None) -> R:
+    async def call(
+        self,
+        endpoint: Endpoint[R],
+        params: object,
+        *,
+        as_user: int | None = None,
+        not_after: float | None = None,
+    ) -> R:
         """Call ``endpoint`` with ``params`` (its request model) and return its typed answer.
 
         A 401 gets one more try after the token provider replaces the refused token (a 401 means
-        the request was not processed, so this holds for RescheduleMadeBooking too).
+        the request was not processed, so this holds for RescheduleMadeBooking too). ``not_after``
+        (a reading of the elapsed clock) is the latest a try may leave: past it, nothing is sent.
 
         Raises:
             ApiError, TransportError, DecodeError: see :mod:`aw_async.errors`.
@@ -53,17 +65,25 @@ class Api:
         try:
             send = self.transport.send
             token = await self.token.access_token(send)
-            request = build_request(endpoint, params, settings=self.settings, token=token, as_user=as_user)
+            request = build_request(
+                endpoint, params, settings=self.settings, token=token, as_user=as_user, not_after=not_after
+            )
             secrets = request.secrets
             sent = True
             response = await send(request)
             if response.status == 401 and await self.token.replace_rejected(token, send):
                 token = await self.token.access_token(send)
                 request = build_request(
-                    endpoint, params, settings=self.settings, token=token, as_user=as_user
+                    endpoint,
+                    params,
+                    settings=self.settings,
+                    token=token,
+                    as_user=as_user,
+                    not_after=not_after,
                 )
                 secrets = request.secrets
                 response = await send(request)
+            self.server_clock.observe(response.headers.get("Date"))
             return decipher_response(endpoint, request, response, self.codecs, acting_for=as_user)
         except AdultWorkError as exc:
             scrub_exception(exc, (*secrets, *self._known_secrets()))
@@ -80,7 +100,7 @@ class Api:
         endpoint: Endpoint[Any], exc: Exception, secrets: tuple[str, ...], *, sent: bool
     ) -> AdultWorkError:
         what = redact(f"{type(exc).__name__}: {exc}", secrets)
-        if sent and not endpoint.idempotent:
+        if outcome_of(exc, post_may_have_left=sent and not endpoint.idempotent) is AttemptState.UNKNOWN:
             error: AdultWorkError = OutcomeUnknownError(
                 f"{endpoint.name} may have reached the server, and then an unexpected error came up"
                 f" ({what}); it was not sent again: check its effect before retrying"

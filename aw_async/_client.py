@@ -6,7 +6,6 @@ import enum
 import ipaddress
 import os
 from collections.abc import Sequence
-from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
@@ -14,14 +13,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._api import Api
 from ._credit_history import CreditHistoryService
-from ._phonechat import PhoneChatService
-from ._protocol import RequestSettings
+from ._protocol import RequestSettings, api_root
 from ._retry import RetryPolicy
 from ._tokens import RefreshingToken, StaticToken, TokenProvider
 from ._transport import Transport
 from ._version import __version__
 from .codecs import Codec, CodecSet, JsonCodec, XmlCodec
-from .journal import Journal, MemoryJournal, SqliteJournal
+from .errors import InsecureUrlError
+from .journal import Journal
+from .journal._open import open_journal
+from .journal._rules import settle_seconds
+from .phonechat import PhoneChatService
 
 if TYPE_CHECKING:  # only the transport imports aiohttp's client at run time
     import aiohttp
@@ -55,22 +57,6 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-class InsecureUrlError(ValueError):
-    """A plain ``http://`` URL to a host other than this machine: the token would travel in clear.
-
-    Attributes:
-        what: which URL (``base_url``, ``token_url``).
-        url, host: the URL, and its host.
-    """
-
-    def __init__(self, what: str, url: str, host: str, *, override: str = "allow_insecure_http=True") -> None:
-        super().__init__(
-            f"{what} {url!r} is plain http to {host}, which would send the token in clear; "
-            f"use https, or pass {override} if you really mean it"
-        )
-        self.what, self.url, self.host = what, url, host
 
 
 def check_url(url: str, what: str, *, allow_insecure_http: bool) -> None:
@@ -116,10 +102,15 @@ class AdultWorkClient:
         max_retries: retries after the first try, for what may be retried (see README).
         user_agent: put before ``aw-async/<version>`` in ``User-Agent``.
         codecs: the codecs to use instead of the built-in JSON and XML ones.
-        journal: where reschedule attempts are remembered (:mod:`aw_async.journal`): None for a
-            :class:`~aw_async.journal.MemoryJournal` of this client's own, a path for a
-            :class:`~aw_async.journal.SqliteJournal` (durable, shared between processes; closed by
-            :meth:`aclose`), or a :class:`~aw_async.journal.Journal` to share (never closed here).
+        journal: where reschedule attempts are remembered (:mod:`aw_async.journal`). None (the
+            default) is durable: a :class:`~aw_async.journal.SqliteJournal` at
+            :func:`~aw_async.journal.default_journal_path`, shared by every client of the process
+            that uses the default and by the user's other processes on the host. A path gives a
+            :class:`~aw_async.journal.SqliteJournal` there, a ``postgresql://`` URL a
+            :class:`~aw_async.journal.PostgresJournal` (one per process, shared by the clients that
+            name it), ``"memory"`` a :class:`~aw_async.journal.MemoryJournal` of this client's own
+            (tests, throwaway scripts); a :class:`~aw_async.journal.Journal` object is shared as it
+            is and never closed here.
         allow_insecure_http: allow a plain ``http://`` base URL (or token URL) to a host other than
             this machine. Off, such a URL is refused: the token would travel in clear. TLS
             certificates are always verified.
@@ -175,16 +166,16 @@ class AdultWorkClient:
         )
         #: CreditHistory operations.
         self.credit_history = CreditHistoryService(self._api)
-        if journal is None:
-            journal = MemoryJournal()
-            self._owned_journal: Journal | None = None  # nothing on disk to close
-        elif isinstance(journal, Journal):
-            self._owned_journal = None
-        else:
-            journal = self._owned_journal = SqliteJournal(journal)
+        opened, self._release_journal = open_journal(journal)
         #: PhoneChat operations.
         self.phonechat = PhoneChatService(
-            self._api, self.credit_history, zone, journal=journal, lease=_lease(timeout, max_retries)
+            self._api,
+            self.credit_history,
+            zone,
+            journal=opened,
+            api_root=api_root(base_url),
+            settle=settle_seconds(timeout),
+            wait_elsewhere=timeout,
         )
 
     def __repr__(self) -> str:
@@ -207,15 +198,16 @@ class AdultWorkClient:
     ) -> None:
         await self.aclose()
 
+    @property
+    def journal(self) -> Journal:
+        """Where this client's reschedule attempts are recorded."""
+        return self.phonechat.journal
+
     async def aclose(self) -> None:
-        """Close the HTTP session if the client created it (a shared session is left open), and
-        the journal if the client opened it from a path."""
-        await self._api.transport.close()
-        if self._owned_journal is not None:
-            await self._owned_journal.aclose()
-
-
-def _lease(timeout: float, max_retries: int) -> timedelta:
-    """How long one attempt may hold a booking before another process may read it as unknown: its
-    prerequisite reads and its POST, each with every retry the client allows, and a margin."""
-    return timedelta(seconds=3 * timeout * (max_retries + 1) + 60)
+        """Close the HTTP session if the client created it (a shared session is left open); commit
+        what the journal queued, and close it if this client was the last to use it (a journal
+        object given to the client is the caller's to close)."""
+        try:
+            await self._api.transport.close()
+        finally:
+            await self._release_journal()

@@ -12,7 +12,7 @@ import email.utils
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import attrs
 
@@ -36,6 +36,7 @@ __all__ = [
     "RequestSettings",
     "Response",
     "api_error",
+    "api_root",
     "build_request",
     "decipher_response",
     "parse_retry_after",
@@ -60,6 +61,9 @@ class Request:
     """The transport may send it again when the outcome of a try is unknown."""
     secrets: tuple[str, ...] = ()
     """What must never appear in a message about this request (token, API key)."""
+    not_after: float | None = None
+    """For a POST held to a deadline (a reschedule whose attempt must not leave late): the reading
+    of :func:`aw_async._clock.elapsed` after which no try may start; None: no deadline."""
 
     @property
     def display_url(self) -> str:
@@ -100,6 +104,22 @@ class RequestSettings:
         object.__setattr__(self, "root", self.base_url.rstrip("/"))
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def api_root(base_url: str) -> str:
+    """``base_url`` normalised, so that one server has one name in the journal's keys: the scheme and
+    host in lower case, no default port, no trailing slash, no query."""
+    parts = urlsplit(base_url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address
+    port = parts.port
+    netloc = host if port is None or port == _DEFAULT_PORTS.get(scheme) else f"{host}:{port}"
+    return f"{scheme}://{netloc}{parts.path.rstrip('/')}"
+
+
 def build_request(
     endpoint: Endpoint[Any],
     request: object,
@@ -107,6 +127,7 @@ def build_request(
     settings: RequestSettings,
     token: str,
     as_user: int | None = None,
+    not_after: float | None = None,
 ) -> Request:
     """The request for one call of ``endpoint``.
 
@@ -116,6 +137,7 @@ def build_request(
             datetimes), by the codec layer.
         token: the access token, sent as ``Authorization: bearer <token>`` (docs/api.md).
         as_user: call the group-manager variant for this member (``UserID``).
+        not_after: no try may start after this reading of the elapsed clock (:class:`Request`).
 
     Raises:
         TypeError: ``request`` is not the endpoint's request model.
@@ -144,7 +166,7 @@ def build_request(
     if query:
         url += "?" + urlencode(query)
     secrets = tuple(s for s in (token, settings.api_key) if s)
-    return Request(endpoint.method, url, headers, body, endpoint.idempotent, secrets)
+    return Request(endpoint.method, url, headers, body, endpoint.idempotent, secrets, not_after)
 
 
 def decipher_response(

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 
+from ._clock import elapsed
 from ._protocol import Request, Response, parse_retry_after
 from ._redact import redact, stand_in
 from ._retry import Failure, RetryPolicy
@@ -156,6 +157,13 @@ class Transport:
         """
         retry = 0
         while True:
+            if request.not_after is not None and elapsed() > request.not_after:
+                raise TransportError(  # its attempt's window to leave closed: it never left
+                    f"{request.method} {request.display_url} was not sent: it could not leave in time",
+                    method=request.method,
+                    url=request.display_url,
+                    attempts=retry,
+                )
             started = time.perf_counter()
             failed: Exception | None = None
             try:

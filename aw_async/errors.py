@@ -12,8 +12,9 @@
     │   ├── BookingStatusError          the booking's status forbids the call (cancelled already)
     │   ├── SessionPassedError          a confirmed booking's session has passed: too late to cancel
     │   ├── OfferTooLowError            the credits offered are below the user's price per minute
-    │   └── AlreadyRescheduledError     the journal says the booking was rescheduled already
-    ├── JournalError                    the journal could not record an attempt; nothing was sent
+    │   ├── AlreadyRescheduledError     the journal says the booking was rescheduled already
+    │   └── InFlightElsewhereError      another process is rescheduling the booking right now
+    ├── JournalError                    the journal could not be read or written; nothing was sent
     ├── NotStartedError                 a batch was stopped before this booking began; nothing was sent
     ├── ClientClosedError               a call on a client after aclose() (also a RuntimeError)
     ├── TokenNotSavedError              on_refresh failed to save a rotated refresh token
@@ -28,8 +29,11 @@
         └── OutcomeUnknownError         ...for a call that changes state, which may have reached
                                         the server: check before sending it again
 
-``asyncio.CancelledError`` is never wrapped. No error's ``str()`` or ``repr()`` contains an access
-token, refresh token, client secret or API key.
+``asyncio.CancelledError`` is never wrapped. A caller's argument of the wrong type is a programming
+error and raises ``TypeError`` (a value out of its documented range is an ``InvalidRequestError``);
+every failure of the call itself is an ``AdultWorkError``. ``InsecureUrlError`` (a ``ValueError``)
+refuses a client whose URL would carry the token in clear. No error's ``str()`` or ``repr()``
+contains an access token, refresh token, client secret or API key.
 """
 
 from __future__ import annotations
@@ -51,6 +55,8 @@ __all__ = [
     "ClientClosedError",
     "DecodeError",
     "EncodeError",
+    "InFlightElsewhereError",
+    "InsecureUrlError",
     "InsufficientCreditsError",
     "InvalidRequestError",
     "JournalError",
@@ -72,6 +78,22 @@ __all__ = [
 
 class AdultWorkError(Exception):
     """The base of every error aw_async raises."""
+
+
+class InsecureUrlError(ValueError):
+    """A plain ``http://`` URL to a host other than this machine: the token would travel in clear.
+
+    Attributes:
+        what: which URL (``base_url``, ``token_url``).
+        url, host: the URL, and its host.
+    """
+
+    def __init__(self, what: str, url: str, host: str, *, override: str = "allow_insecure_http=True") -> None:
+        super().__init__(
+            f"{what} {url!r} is plain http to {host}, which would send the token in clear; "
+            f"use https, or pass {override} if you really mean it"
+        )
+        self.what, self.url, self.host = what, url, host
 
 
 class DecodeError(AdultWorkError, ValueError):
@@ -102,14 +124,23 @@ class EncodeError(AdultWorkError, ValueError):
 
 
 class JournalError(AdultWorkError):
-    """The journal could not be read or written (a full disk, a lock held too long, a file that is
-    not a journal). When this comes before a POST, the POST was not sent; the original error is the
-    ``__cause__``."""
+    """The journal could not be read or written (a full disk, a folder that cannot be made, a lock
+    held too long, a file that is not a journal, a database out of reach, a schema newer than this
+    version knows). Nothing was sent for the booking; the original error is the ``__cause__``."""
 
 
 class NotStartedError(AdultWorkError):
-    """A batch was stopped (its ``stop`` event set, or cancelled) before this booking's POST could
-    leave; nothing that spends credits was sent for it."""
+    """A batch was stopped before this booking's POST could leave (its ``stop`` event set, it was
+    cancelled, or it could not go on); nothing that spends credits was sent for it.
+
+    Attributes:
+        stopped_by: the error that stopped the batch (an authentication failure a refresh could not
+            mend, a balance that could not be read), or None when the caller stopped it.
+    """
+
+    def __init__(self, message: str, *, stopped_by: AdultWorkError | None = None) -> None:
+        super().__init__(message)
+        self.stopped_by = stopped_by
 
 
 class ClientClosedError(AdultWorkError, RuntimeError):
@@ -221,10 +252,29 @@ class AlreadyRescheduledError(PreconditionError):
     def __init__(self, booking_id: int, new_booking_id: int) -> None:
         super().__init__(
             f"booking {booking_id} was already rescheduled into booking {new_booking_id}; "
-            "pass force=True to reschedule it again"
+            "nothing was sent (force a reschedule to do it again on purpose)"
         )
         self.booking_id = booking_id
         self.new_booking_id = new_booking_id
+
+
+class InFlightElsewhereError(PreconditionError):
+    """Another process (or another client of this one) is rescheduling this booking right now, and
+    its outcome did not come within the time this call waits; nothing was sent. Its owner is alive
+    (a stopped process keeps its claim): try again later.
+
+    Attributes:
+        booking_id: the booking.
+        since: when that attempt began (aware, UTC).
+    """
+
+    def __init__(self, booking_id: int, since: datetime) -> None:
+        super().__init__(
+            f"booking {booking_id} is being rescheduled by another process since "
+            f"{since.isoformat(timespec='seconds')}; nothing was sent: try again later"
+        )
+        self.booking_id = booking_id
+        self.since = since
 
 
 class SessionNotPassedError(_SessionTimeError):
@@ -398,13 +448,24 @@ class TransportError(AdultWorkError):
 class OutcomeUnknownError(TransportError):
     """A call that changes state (RescheduleMadeBooking) may have reached the server, and no answer
     says whether it did. It was not sent again. For a reschedule the journal records it as unknown,
-    and the next attempt reconciles (reads MadeBookings) before sending anything.
+    and calling again is safe: the next attempt reconciles (reads MadeBookings) before sending
+    anything, and sends only when the reconciliation proves the reschedule did not happen.
 
     Attributes:
-        candidates: when a reconciliation found several bookings that could be the reschedule, their
-            ids (check them before trying again).
+        candidates: when a reconciliation found bookings that could be the reschedule but could not
+            tell which, their ids: look at them, then record the answer with ``resolve``.
+        retry_after: seconds until a reconciliation can prove more (a POST whose answer was lost may
+            still be processed until then), or None when only the user can tell (``resolve``).
     """
 
-    def __init__(self, message: str, *, candidates: tuple[int, ...] = (), **kwargs: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        candidates: tuple[int, ...] = (),
+        retry_after: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(message, **kwargs)
         self.candidates = candidates
+        self.retry_after = retry_after

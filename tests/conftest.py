@@ -79,4 +79,5 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     developer's home (and never shared between tests)."""
     home = tmp_path / "state"
     monkeypatch.setenv("XDG_STATE_HOME", str(home))
+    monkeypatch.delenv("AW_ASYNC_JOURNAL", raising=False)
     return home

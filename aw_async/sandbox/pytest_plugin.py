@@ -60,7 +60,8 @@ def _with_asyncio() -> Any:
         @pytest_asyncio.fixture
         async def aw_client(self, aw_sandbox: SandboxServer) -> AsyncIterator[AdultWorkClient]:
             """An AdultWorkClient bound to aw_sandbox with SANDBOX_TOKEN."""
-            async with AdultWorkClient(SANDBOX_TOKEN, base_url=aw_sandbox.url) as client:
+            # A journal of the test's own: a test never writes into the user's journal.
+            async with AdultWorkClient(SANDBOX_TOKEN, base_url=aw_sandbox.url, journal="memory") as client:
                 yield client
 
     return WithAsyncio()

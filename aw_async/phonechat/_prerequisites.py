@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 
-from .errors import (
+from ..errors import (
     BookingStatusError,
     InsufficientCreditsError,
     InvalidRequestError,
@@ -19,9 +19,10 @@ from .errors import (
     SessionNotPassedError,
     SessionPassedError,
 )
-from .models import BookingStatus, MadeBooking
+from ..models import BookingStatus, MadeBooking
 
 __all__ = [
+    "MAX_ID",
     "ORDERS",
     "check_cancellable",
     "check_create_booking",
@@ -36,10 +37,18 @@ __all__ = [
 ]
 
 
-def require_id(value: object, what: str = "booking id") -> int:
-    """``value`` if it is an integer (and not a bool); a TypeError naming ``what`` otherwise."""
+#: Ids are the server's ``int``: 1 to 2**31 - 1 (docs/api.md).
+MAX_ID = 2**31 - 1
+
+
+def require_id(value: object, field: str = "BookingID") -> int:
+    """``value`` if it is an id the server can hold: an int (not a bool, else ``TypeError``: a
+    programming error) from 1 to 2**31 - 1 (else :class:`InvalidRequestError` naming ``field``),
+    checked before anything is read, written or sent."""
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"a {what} is an int, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{field} is an int, got {type(value).__name__} {value!r}")
+    if not 1 <= value <= MAX_ID:
+        raise InvalidRequestError(field, f"must be from 1 to {MAX_ID}, got {value}")
     return value
 
 

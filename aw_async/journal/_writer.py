@@ -5,16 +5,22 @@ thread takes every piece of work waiting when it starts a transaction and commit
 (group commit): fifty concurrent callers cost one ``fsync``, not fifty, and each still resumes only
 after the commit that holds its work. What a group does is the owner's (``run_group``); a group
 that fails is run again one piece at a time, so that one failure fails only its own caller.
+
+The writer serves any event loop (each result goes to the loop that asked), and work that was
+queued without a waiter is committed before :meth:`SqliteWriter.close` returns, or at the latest
+when the interpreter exits normally.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import queue
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -33,6 +39,17 @@ GroupRunner = Callable[[sqlite3.Connection, list[tuple[W, Deliver]]], list[Resul
 
 _MAX_GROUP = 512  # pieces of work committed together at most
 _STOP = object()
+_FLUSH = object()  # work that does nothing: its result comes once everything before it is committed
+_EXIT_WAIT = 10.0  # seconds the interpreter's exit waits for queued work to be committed
+
+_running: weakref.WeakSet[SqliteWriter[Any]] = weakref.WeakSet()
+
+
+@atexit.register
+def _commit_at_exit() -> None:
+    """A writer nobody closed (a journal shared by the process) commits what it was given."""
+    for writer in list(_running):
+        writer.stop_from_thread(_EXIT_WAIT)
 
 
 class SqliteWriter(Generic[W]):
@@ -51,7 +68,7 @@ class SqliteWriter(Generic[W]):
         self._name = name
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._opening: asyncio.Future[None] | None = None
+        self._opening = threading.Lock()
         self.closed = False
 
     async def submit(self, work: W) -> asyncio.Future[Any]:
@@ -80,30 +97,42 @@ class SqliteWriter(Generic[W]):
             raise RuntimeError("this journal is closed")
         if self._thread is not None:
             return  # open: no need to wait on the opening again
-        if self._opening is None:  # the first use opens the file, once, however many arrive at once
-            self._opening = asyncio.ensure_future(asyncio.to_thread(self._start))
-        await asyncio.shield(self._opening)  # opening the file is disk I/O too
+        await asyncio.to_thread(self._start)  # opening the file is disk I/O too
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is committed."""
+        if self._thread is not None:
+            await (await self.submit(_FLUSH))  # type: ignore[arg-type]  # the writer's own marker
 
     async def close(self) -> None:
         """Commit what is queued, then stop the thread and close the connection."""
         self.closed = True
-        if self._opening is not None:
-            with contextlib.suppress(Exception):  # a writer that failed to open has nothing to stop
-                await asyncio.shield(self._opening)
-        if self._thread is not None:
+        await asyncio.to_thread(self.stop_from_thread, None)
+
+    def stop_from_thread(self, timeout: float | None) -> None:
+        """Commit what is queued and stop (blocking; for :meth:`close` and the interpreter's exit)."""
+        self.closed = True
+        with self._opening:  # an opening under way finishes first
+            thread, self._thread = self._thread, None
+        if thread is not None:
             self._queue.put(_STOP)
-            await asyncio.to_thread(self._thread.join)
-            self._thread = None
+            thread.join(timeout)
+        _running.discard(self)
 
     def _start(self) -> None:
-        ready: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
-        thread = threading.Thread(target=self._run, args=(ready,), name=self._name, daemon=True)
-        thread.start()  # daemon: a crashed program must not hang on it; its commits are done
-        problem = ready.get()
-        if problem is not None:
-            self._opening = None  # the next use tries again
-            raise problem
-        self._thread = thread
+        with self._opening:  # the first use opens the file, once, however many arrive at once
+            if self._thread is not None:
+                return
+            if self.closed:
+                raise RuntimeError("this journal is closed")
+            ready: queue.SimpleQueue[BaseException | None] = queue.SimpleQueue()
+            thread = threading.Thread(target=self._run, args=(ready,), name=self._name, daemon=True)
+            thread.start()  # daemon: a crashed program must not hang on it; its commits are done
+            problem = ready.get()
+            if problem is not None:
+                raise problem  # the next use tries again
+            self._thread = thread
+            _running.add(self)
 
     def _run(self, ready: queue.SimpleQueue[BaseException | None]) -> None:
         try:
@@ -131,9 +160,10 @@ class SqliteWriter(Generic[W]):
         finally:
             connection.close()
 
-    def _commit(self, connection: sqlite3.Connection, group: list[tuple[W, Deliver]]) -> None:
+    def _commit(self, connection: sqlite3.Connection, everything: list[tuple[W, Deliver]]) -> None:
+        group = [item for item in everything if item[0] is not _FLUSH]
         try:
-            results = self._transaction(connection, group)
+            results = self._transaction(connection, group) if group else []
         except Exception:
             results = []  # run each alone, so that one failure fails only its own caller
             for item in group:
@@ -141,6 +171,7 @@ class SqliteWriter(Generic[W]):
                     results += self._transaction(connection, [item])
                 except Exception as exc:  # delivered to its caller: the thread must live on
                     results.append((item[1], None, exc))
+        results += [(deliver, None, None) for work, deliver in everything if work is _FLUSH]
         # Only now, each result being committed; one wake-up of each waiting loop for the group.
         by_loop: dict[
             asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], object, BaseException | None]]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._cli_format import booking_line, error_line, summary_line
-from ._client import AdultWorkClient, Format
-from .errors import AlreadyRescheduledError, PreconditionError
-from .sandbox import SandboxServer, seed_demo
+from .._client import AdultWorkClient, Format
+from ..errors import AlreadyRescheduledError, PreconditionError
+from ..sandbox import SandboxServer, seed_demo
+from ._format import booking_line, error_line, summary_line
 
 __all__ = ["run_demo"]
 
@@ -18,7 +18,10 @@ async def run_demo(formats: list[Format], say: Callable[[str], None]) -> int:
         async with SandboxServer() as sandbox:
             demo = seed_demo(sandbox)
             say(f"\n== {format.value.upper()} == sandbox at {sandbox.url}, user {demo.user_id}")
-            async with AdultWorkClient(demo.token, base_url=sandbox.url, format=format) as aw:
+            # A journal of its own: the demo leaves nothing in your journal.
+            async with AdultWorkClient(
+                demo.token, base_url=sandbox.url, format=format, journal="memory"
+            ) as aw:
                 first = demo.passed[0]
                 say(f"1. details   {booking_line(await aw.phonechat.made_booking_details(first))}")
                 member, member_booking = demo.member_booking

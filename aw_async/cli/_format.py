@@ -10,19 +10,20 @@ from typing import Any
 
 import attrs
 
-from ._batch import RescheduleOutcome
-from .errors import AdultWorkError, AlreadyRescheduledError
-from .models import MadeBooking
+from ..errors import AdultWorkError, AlreadyRescheduledError, NotStartedError
+from ..models import MadeBooking
+from ..phonechat import RescheduleOutcome
 
 __all__ = [
     "booking_line",
     "error_json",
     "error_line",
+    "is_done",
+    "json_line",
     "money",
     "outcome_json",
     "outcome_line",
     "plural",
-    "settled",
     "summary_line",
     "to_json",
 ]
@@ -74,25 +75,49 @@ def error_json(error: AdultWorkError) -> dict[str, Any]:
         "field",
         "new_booking_id",
         "candidates",
+        "since",
     ):
         if hasattr(error, name):
             details[name] = _plain(getattr(error, name))
+    if isinstance(error, NotStartedError) and error.stopped_by is not None:
+        details["stopped_by"] = error_json(error.stopped_by)
     return details
 
 
 def outcome_json(outcome: RescheduleOutcome) -> dict[str, Any]:
-    """One booking of a batch as machine output."""
+    """One booking's outcome as machine output, for ``reschedule`` and ``reconcile`` alike.
+
+    ``rescheduled`` is true when the booking was rescheduled (now, or before: ``new_booking_id``),
+    false when it certainly was not, and null when it may have been (check before trying again).
+    """
+    error = outcome.error
+    if outcome.ok or isinstance(error, AlreadyRescheduledError):
+        rescheduled: bool | None = True
+    else:
+        rescheduled = None if outcome.may_have_happened else False
+    new_id = outcome.booking.booking_id if outcome.booking is not None else None
+    if isinstance(error, AlreadyRescheduledError):
+        new_id = error.new_booking_id
     return {
         "booking_id": outcome.booking_id,
         "ok": outcome.ok,
+        "rescheduled": rescheduled,
+        "new_booking_id": new_id,
+        "may_have_happened": outcome.may_have_happened,
+        "stage": outcome.stage.value if outcome.stage is not None else None,
         "booking": _plain(outcome.booking),
-        "error": error_json(outcome.error) if outcome.error else None,
+        "error": error_json(error) if error else None,
     }
 
 
+def json_line(value: Any) -> str:
+    """One line of machine output: compact, ASCII-only."""
+    return json.dumps(_plain(value), ensure_ascii=True)
+
+
 def to_json(value: Any) -> str:
-    """Machine output for a booking, a list of bookings or a balance."""
-    return json.dumps(_plain(value), indent=2, ensure_ascii=False)
+    """Machine output for a booking, a list of bookings or a balance: indented, ASCII-only."""
+    return json.dumps(_plain(value), indent=2, ensure_ascii=True)
 
 
 def _when(value: datetime | None) -> str:
@@ -128,25 +153,41 @@ def outcome_line(outcome: RescheduleOutcome) -> str:
     return f"{outcome.booking_id}: FAILED: {error_line(outcome.error)}"
 
 
-def settled(outcome: RescheduleOutcome) -> bool:
+def is_done(outcome: RescheduleOutcome) -> bool:
     """Whether a booking needs nothing more: rescheduled now, or before (the journal says so)."""
     return outcome.ok or isinstance(outcome.error, AlreadyRescheduledError)
 
 
 def summary_line(outcomes: list[RescheduleOutcome]) -> str:
-    """How a batch went, in one line."""
-    done = sum(outcome.ok for outcome in outcomes)
-    before = sum(isinstance(outcome.error, AlreadyRescheduledError) for outcome in outcomes)
+    """How a batch went, in one line (the bookings never started are counted apart, by cause)."""
+    started = [o for o in outcomes if not isinstance(o.error, NotStartedError)]
+    done = sum(outcome.ok for outcome in started)
+    before = sum(isinstance(outcome.error, AlreadyRescheduledError) for outcome in started)
+    may = sum(outcome.may_have_happened for outcome in started)
     kinds: dict[str, int] = {}
-    for outcome in outcomes:
-        if not settled(outcome):
+    for outcome in started:
+        if not is_done(outcome):
             kinds[type(outcome.error).__name__] = kinds.get(type(outcome.error).__name__, 0) + 1
     failed = ", ".join(f"{count} {name}" for name, count in sorted(kinds.items()))
     already = f", {before} already rescheduled" if before else ""
-    return (
-        f"{plural(len(outcomes), 'booking')}: {done} rescheduled{already}, "
-        f"{len(outcomes) - done - before} failed" + (f" ({failed})" if failed else "")
+    line = (
+        f"{plural(len(started), 'booking')}: {done} rescheduled{already}, "
+        f"{len(started) - done - before} failed" + (f" ({failed})" if failed else "")
     )
+    if may:
+        line += f"; {may} may have gone through: check them (reconcile) before trying again"
+    return line + not_started_line(outcomes)
+
+
+def not_started_line(outcomes: list[RescheduleOutcome]) -> str:
+    """``; N bookings not started: <cause>``, once per cause (empty when every booking started)."""
+    causes: dict[str, int] = {}
+    for outcome in outcomes:
+        if isinstance(outcome.error, NotStartedError):
+            stopped_by = outcome.error.stopped_by
+            cause = error_line(stopped_by) if stopped_by is not None else "the batch was stopped"
+            causes[cause] = causes.get(cause, 0) + 1
+    return "".join(f"; {plural(count, 'booking')} not started: {cause}" for cause, count in causes.items())
 
 
 def plural(count: int, noun: str) -> str:

@@ -1,0 +1,470 @@
+"""The ``aw-async`` command line (also ``python -m aw_async``): the parser, and one function per command.
+
+Commands: ``demo``, ``sandbox``, ``booking ID``, ``bookings``, ``balance``, ``reschedule ID...``,
+``reconcile ID...``, ``cancel ID --reason R``, ``journal list`` and ``journal resolve ID``. Each
+takes ``--format json|xml`` and ``--base-url`` (or ``AW_BASE_URL``); the credentials come from
+``--token`` or the environment or the credentials file (:mod:`._credentials`).
+
+Exit codes: 0 when everything was done, 1 when something failed (an API error, a booking of a batch),
+2 for a usage error, 130 and 143 for a batch stopped by SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from .._client import SANDBOX_URL, AdultWorkClient, Format
+from .._version import __version__
+from ..errors import AdultWorkError, InsecureUrlError
+from ..journal import AttemptState, default_journal_path
+from ..phonechat._prerequisites import MAX_ID, ORDERS
+from ..sandbox import SandboxServer, seed_demo
+from ._credentials import CredentialsError, credentials_path, token_from
+from ._demo import run_demo
+from ._format import booking_line, error_line, money, plural, to_json
+from ._journal import list_journal, resolve_in_journal
+from ._reschedule import dry_run, reconcile, reschedule
+
+__all__ = ["build_parser", "main", "parse_span"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``aw-async``."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--format", choices=["json", "xml"], help="the body format to ask for (default json)")
+    common.add_argument(
+        "--base-url", help=f"the API's root URL (default: the AW_BASE_URL variable, else {SANDBOX_URL})"
+    )
+    common.add_argument(
+        "--token",
+        help="the access token (default: AW_ACCESS_TOKEN; or AW_REFRESH_TOKEN with AW_CLIENT_ID and "
+        f"AW_CLIENT_SECRET, in the environment or in {credentials_path()})",
+    )
+    common.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds per try of a request (default 30)"
+    )
+    common.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain http:// --base-url to another machine",
+    )
+    journal = argparse.ArgumentParser(add_help=False)
+    where = journal.add_mutually_exclusive_group()
+    where.add_argument(
+        "--journal",
+        metavar="PATH|URL",
+        help=f"the journal of reschedules: a file, or a postgresql:// URL (default {default_journal_path()})",
+    )
+    where.add_argument(
+        "--no-journal",
+        action="store_true",
+        help="keep the journal in memory for this run only: this drops the protection against "
+        "rescheduling a booking twice across runs, processes and hosts",
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="aw-async",
+        description="An asyncio client for the AdultWork.com REST API: PhoneChat bookings, rescheduled once.",
+        epilog="Exit codes: 0 all done, 1 something failed, 2 usage error, 130/143 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"aw-async {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="walk the whole job against an in-process sandbox"
+    )
+    demo.set_defaults(run=_demo)
+    sandbox = commands.add_parser(
+        "sandbox", parents=[common], help="serve a sandbox with sample data until Ctrl-C"
+    )
+    sandbox.add_argument("--port", type=int, default=8080, help="the port (default 8080; 0: any free one)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)")
+    sandbox.set_defaults(run=_sandbox)
+
+    booking = commands.add_parser("booking", parents=[common], help="show a booking you made")
+    booking.add_argument("booking_id", type=_booking_id, metavar="ID")
+    booking.add_argument(
+        "--as-user", type=_booking_id, metavar="USER_ID", help="as a group manager, a member's"
+    )
+    booking.add_argument("--json", action="store_true", help="print JSON")
+    booking.set_defaults(command_with_client=_show_booking)
+
+    bookings = commands.add_parser("bookings", parents=[common], help="list the bookings you made")
+    bookings.add_argument(
+        "--since",
+        type=_since,
+        metavar="WHEN",
+        help="created on or after: YYYY-MM-DD, or a span ago (7d, 24h)",
+    )
+    bookings.add_argument(
+        "--order", choices=ORDERS, default="date-desc", help="the order (default date-desc)"
+    )
+    bookings.add_argument(
+        "--as-user", type=_booking_id, metavar="USER_ID", help="as a group manager, a member's"
+    )
+    bookings.add_argument("--json", action="store_true", help="print JSON")
+    bookings.set_defaults(command_with_client=_list_bookings)
+
+    cancel = commands.add_parser("cancel", parents=[common], help="cancel a booking you made")
+    cancel.add_argument("booking_id", type=_booking_id, metavar="ID")
+    cancel.add_argument("--reason", required=True, help="why (the server requires one)")
+    cancel.add_argument("--no-check", action="store_true", help="skip the prerequisite check (POST only)")
+    cancel.add_argument("--json", action="store_true", help="print JSON")
+    cancel.set_defaults(command_with_client=_cancel)
+
+    balance = commands.add_parser("balance", parents=[common], help="show your credit balance")
+    balance.add_argument("--json", action="store_true", help="print JSON")
+    balance.set_defaults(command_with_client=_balance)
+
+    rescheduling = commands.add_parser(
+        "reschedule", parents=[common, journal], help="reschedule bookings whose session passed, once each"
+    )
+    rescheduling.add_argument("booking_ids", type=_booking_id, nargs="*", metavar="ID")
+    rescheduling.add_argument("--from-file", type=Path, metavar="F", help="more ids, one a line ('-': stdin)")
+    rescheduling.add_argument(
+        "--passed-since",
+        type=_span,
+        metavar="SPAN",
+        help="also every booking whose session passed within SPAN (24h, 7d) and is not rescheduled",
+    )
+    rescheduling.add_argument(
+        "--include-reschedules",
+        action="store_true",
+        help="with --passed-since: also bookings that are themselves reschedules (by default one missed "
+        "session is rescheduled once, never in a chain)",
+    )
+    rescheduling.add_argument(
+        "--dry-run", action="store_true", help="show what would be rescheduled and spent; send nothing"
+    )
+    rescheduling.add_argument(
+        "--concurrency", type=int, default=8, help="bookings in flight at once (default 8)"
+    )
+    rescheduling.add_argument(
+        "--max-rate",
+        type=float,
+        metavar="R",
+        help="at most R requests a second (the vendor documents no limit)",
+    )
+    rescheduling.add_argument(
+        "--no-check", action="store_true", help="skip the prerequisite checks (POST only)"
+    )
+    rescheduling.add_argument(
+        "--force", action="store_true", help="reschedule even bookings the journal says are rescheduled"
+    )
+    rescheduling.add_argument("--json", action="store_true", help="print one JSON object a line")
+    rescheduling.set_defaults(command_with_client=_reschedule, needs_journal=True)
+
+    reconciling = commands.add_parser(
+        "reconcile",
+        parents=[common, journal],
+        help="learn from your bookings whether reschedules whose outcome is unknown happened",
+    )
+    reconciling.add_argument("booking_ids", type=_booking_id, nargs="+", metavar="ID")
+    reconciling.add_argument(
+        "--since", type=_moment, metavar="WHEN", help="when the attempt was made (default: the journal's)"
+    )
+    reconciling.add_argument("--json", action="store_true", help="print one JSON object a line")
+    reconciling.set_defaults(command_with_client=_reconcile, needs_journal=True)
+
+    journal_commands = commands.add_parser("journal", help="what the journal holds for the API root")
+    what = journal_commands.add_subparsers(dest="journal_command", metavar="ACTION", required=True)
+    listing = what.add_parser("list", parents=[common, journal], help="the journal's entries for --base-url")
+    listing.add_argument(
+        "--state", choices=[state.value.replace("_", "-") for state in AttemptState], help="only this state"
+    )
+    listing.add_argument("--json", action="store_true", help="print one JSON object a line")
+    listing.set_defaults(command_with_client=_list_journal, needs_journal=True, needs_no_token=True)
+    resolving = what.add_parser(
+        "resolve",
+        parents=[common, journal],
+        help="record your own answer for an unknown or ambiguous outcome",
+    )
+    resolving.add_argument("booking_id", type=_booking_id, metavar="ID")
+    answer = resolving.add_mutually_exclusive_group(required=True)
+    answer.add_argument("--rescheduled-into", type=_booking_id, metavar="N", help="it was rescheduled into N")
+    answer.add_argument("--not-rescheduled", action="store_true", help="it was not rescheduled")
+    resolving.set_defaults(command_with_client=_resolve, needs_journal=True, needs_no_token=True)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``aw-async`` with ``argv`` (default: the process's arguments); return the exit code."""
+    for stream in (sys.stdout, sys.stderr):
+        # Text from a server may hold what the terminal's encoding cannot (a lone surrogate): it is
+        # shown escaped, never allowed to hide an outcome behind an encoding error.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if hasattr(args, "run"):
+            code: int = args.run(parser, args)
+            return code
+        if args.command == "reschedule":
+            _check_reschedule(parser, args)
+        return asyncio.run(_with_client(parser, args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def _check_reschedule(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not args.booking_ids and not args.from_file and args.passed_since is None:
+        parser.error("reschedule needs booking ids (arguments, --from-file or --passed-since)")
+    if args.include_reschedules and args.passed_since is None:
+        parser.error("--include-reschedules goes with --passed-since")
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    if args.max_rate is not None and not args.max_rate > 0:
+        parser.error("--max-rate must be a positive number of requests a second")
+
+
+async def _with_client(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    journal: str | None = None
+    if getattr(args, "needs_journal", False):
+        journal = "memory" if args.no_journal else args.journal  # None: the library's default
+    try:
+        token = (
+            "-"  # journal commands read and write the journal only: no request is ever sent
+            if getattr(args, "needs_no_token", False)
+            else token_from(args.token or os.environ.get("AW_ACCESS_TOKEN"), os.environ)
+        )
+    except CredentialsError as exc:
+        parser.error(str(exc))
+    ids: list[int] = list(getattr(args, "booking_ids", []))
+    if getattr(args, "from_file", None):
+        ids += _read_ids(args.from_file, parser)
+    pacing = {"max_rate": args.max_rate} if getattr(args, "max_rate", None) else {}
+    try:
+        client = AdultWorkClient(
+            token,
+            base_url=args.base_url or os.environ.get("AW_BASE_URL") or SANDBOX_URL,
+            format=args.format or "json",
+            timeout=args.timeout,
+            allow_insecure_http=args.allow_insecure_http,
+            journal=journal,
+            **pacing,
+        )
+    except InsecureUrlError as exc:  # worded for this command line, not for the Python API
+        plain = InsecureUrlError("--base-url", exc.url, exc.host, override="--allow-insecure-http")
+        print(f"error: {plain}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, TypeError) as exc:  # a bad --base-url or the like
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        async with client as aw:
+            command: Callable[[AdultWorkClient, argparse.Namespace, list[int]], Awaitable[int]]
+            command = args.command_with_client
+            return await command(aw, args, ids)
+    except AdultWorkError as exc:
+        print(f"error: {error_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+# --- the commands that need no client ------------------------------------------------------------
+
+
+def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    given = [name for name, value in (("--token", args.token), ("--base-url", args.base_url)) if value]
+    if given:
+        parser.error(f"demo runs against a sandbox of its own: {' and '.join(given)} would be ignored")
+    formats = [Format(args.format)] if args.format else [Format.JSON, Format.XML]
+    return asyncio.run(run_demo(formats, print))
+
+
+def _sandbox(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_serve_sandbox(args.host, args.port, args.token))
+    except KeyboardInterrupt:  # the way to stop it
+        print("sandbox stopped")
+        return EXIT_OK
+    except OSError as exc:  # the port is taken, the address is not this machine's...
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        if exc.errno == errno.EADDRINUSE:
+            print("  another program listens there: pass --port 0 for any free port", file=sys.stderr)
+        return EXIT_FAILED
+
+
+async def _serve_sandbox(host: str, port: int, token: str | None) -> int:
+    async with SandboxServer(host=host, port=port) as sandbox:
+        demo = seed_demo(sandbox, token=token) if token else seed_demo(sandbox)
+        passed = " ".join(map(str, demo.passed))
+        print(f"Sandbox serving on {sandbox.url} (Ctrl-C to stop)", flush=True)
+        print(f"  token     {demo.token}  (user {demo.user_id}, {demo.balance} credits)")
+        print(f"  bookings  {passed} can be rescheduled; {demo.upcoming} is still to come;")
+        print(f"            {demo.expensive} costs more than the balance")
+        print(f"  refresh   its token endpoint is {sandbox.token_url}")
+        print("Try:")
+        print(f"  export AW_ACCESS_TOKEN={demo.token}")
+        print(f"  aw-async balance --base-url {sandbox.url}")
+        print(f"  aw-async reschedule {passed} {demo.upcoming} --base-url {sandbox.url}", flush=True)
+        await asyncio.Event().wait()  # until Ctrl-C
+    return EXIT_OK
+
+
+# --- the commands that talk to the API ---------------------------------------------------------
+
+
+async def _show_booking(aw: AdultWorkClient, args: argparse.Namespace, ids: list[int]) -> int:
+    booking = await aw.phonechat.made_booking_details(args.booking_id, as_user=args.as_user)
+    print(to_json(booking) if args.json else booking_line(booking))
+    return EXIT_OK
+
+
+async def _list_bookings(aw: AdultWorkClient, args: argparse.Namespace, ids: list[int]) -> int:
+    listing = aw.phonechat.made_bookings(start_date=args.since, order_by=args.order, as_user=args.as_user)
+    if args.json:  # one document: a list
+        print(to_json([booking async for booking in listing]))
+        return EXIT_OK
+    count = 0
+    async for booking in listing:  # each line as its page arrives
+        print(booking_line(booking), flush=True)
+        count += 1
+    print(plural(count, "booking"))
+    return EXIT_OK
+
+
+async def _cancel(aw: AdultWorkClient, args: argparse.Namespace, ids: list[int]) -> int:
+    cancelled = await aw.phonechat.cancel_made_booking(
+        args.booking_id, args.reason, check_preconditions=not args.no_check
+    )
+    print(to_json(cancelled) if args.json else f"cancelled {booking_line(cancelled)}")
+    return EXIT_OK
+
+
+async def _balance(aw: AdultWorkClient, args: argparse.Namespace, ids: list[int]) -> int:
+    credits = await aw.credit_history.get_current_credit_balance()
+    print(to_json({"balance": credits}) if args.json else f"{money(credits)} credits")
+    return EXIT_OK
+
+
+async def _reschedule(aw: AdultWorkClient, args: argparse.Namespace, ids: list[int]) -> int:
+    if args.dry_run:
+        return await dry_run(
+            aw,
+            ids,
+            passed_since=args.passed_since,
+            include_reschedules=args.include_reschedules,
+            as_json=args.json,
+        )
+    found = []
+    if args.passed_since is not None:
+        found = [
+            b
+            async for b in aw.phonechat.passed_bookings(
+                since=args.passed_since, include_reschedules=args.include_reschedules
+            )
+        ]
+        if not ids and not found:
+            print("no booking whose session passed in that span is waiting to be rescheduled")
+            return EXIT_OK
+    return await reschedule(
+        aw,
+        [*ids, *found],
+        concurrency=args.concurrency,
+        check_preconditions=not args.no_check,
+        force=args.force,
+        as_json=args.json,
+    )
+
+
+async def _reconcile(aw: AdultWorkClient, args: argparse.Namespace, ids: list[int]) -> int:
+    return await reconcile(aw, ids, since=args.since, as_json=args.json)
+
+
+async def _list_journal(aw: AdultWorkClient, args: argparse.Namespace, ids: list[int]) -> int:
+    state = AttemptState(args.state.replace("-", "_")) if args.state else None
+    return await list_journal(aw, state=state, as_json=args.json)
+
+
+async def _resolve(aw: AdultWorkClient, args: argparse.Namespace, ids: list[int]) -> int:
+    return await resolve_in_journal(aw, args.booking_id, rescheduled_into=args.rescheduled_into)
+
+
+# --- arguments ------------------------------------------------------------------------------
+
+
+def _id_problem(text: str) -> str | None:
+    """Why ``text`` is not an id, or None. ASCII digits only: ``int()`` would also take
+    ``０``-style digits, ``1_000`` and spaces."""
+    if not (text.isascii() and text.isdigit()):
+        return f"{text!r} is not a booking id (ASCII digits only)"
+    if len(text) > 10 or not 1 <= int(text) <= MAX_ID:
+        return f"{text!r} is not a booking id (1 to {MAX_ID})"
+    return None
+
+
+def _booking_id(text: str) -> int:
+    problem = _id_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return int(text)
+
+
+def _span(text: str) -> timedelta:
+    try:
+        return parse_span(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a span like 24h, 7d or 90m") from None
+
+
+def _moment(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time like 2026-11-30T09:15") from None
+
+
+def _since(text: str) -> date:
+    """``--since``: a day (``2026-11-01``) or a span ago (``7d``, ``24h``, ``90m``)."""
+    try:
+        return date.fromisoformat(text) if "-" in text else (datetime.now(UTC) - parse_span(text)).date()
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is neither a day (YYYY-MM-DD) nor a span (7d, 24h)"
+        ) from exc
+
+
+def parse_span(text: str) -> timedelta:
+    """``7d``, ``24h``, ``90m``, ``30s``: a span of time.
+
+    Raises:
+        ValueError: not a whole number followed by one of d, h, m, s.
+    """
+    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in units or not (number.isascii() and number.isdigit()) or len(number) > 6:
+        raise ValueError(f"not a span: {text!r}")
+    return timedelta(**{units[unit]: int(number)})
+
+
+def _read_ids(path: Path, parser: argparse.ArgumentParser) -> list[int]:
+    """The ids of a file, one a line (``#`` starts a comment); every bad line is reported at once."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        parser.error(f"--from-file {path}: {exc.strerror if isinstance(exc, OSError) else exc}")
+    ids, problems = [], []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        problem = _id_problem(line)
+        if problem is None:
+            ids.append(int(line))
+        else:
+            problems.append(f"  line {number}: {problem}")
+    if problems:
+        shown = problems[:20] + ([f"  ... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        parser.error(f"--from-file {path}: {plural(len(problems), 'bad line')}:\n" + "\n".join(shown))
+    return ids
