@@ -80,7 +80,7 @@ class AdultWorkError(Exception):
     """The base of every error aw_async raises."""
 
 
-class InsecureUrlError(ValueError):
+class InsecureUrlError(AdultWorkError, ValueError):
     """A plain ``http://`` URL to a host other than this machine: the token would travel in clear.
 
     Attributes:

@@ -13,9 +13,9 @@ from typing import Any
 
 import attrs
 import pytest
+from aw_async._reconcile import reschedules_of
 
 from aw_async import AdultWorkClient, BookingStatus, MadeBooking
-from aw_async._reconcile import reschedules_of
 from aw_async.errors import (
     AlreadyRescheduledError,
     InsufficientCreditsError,

@@ -30,6 +30,7 @@ from aw_async.errors import (
     ApiError,
     AuthenticationError,
     DecodeError,
+    NotStartedError,
     OutcomeUnknownError,
     RateLimitError,
     ServerError,
@@ -439,7 +440,9 @@ async def test_a_json_decimal_with_an_exponent_is_refused_and_a_batch_still_repo
             with pytest.raises(DecodeError, match="exponent"):
                 await aw.credit_history.get_current_credit_balance()
             outcomes = await aw.phonechat.reschedule_made_bookings([1])
-    assert isinstance(outcomes[0].error, DecodeError)
+    error = outcomes[0].error
+    assert isinstance(error, NotStartedError)  # a balance that cannot be read stops the batch
+    assert isinstance(error.stopped_by, DecodeError)
 
 
 # --- 14. short secrets do not garble messages -----------------------------------------------------

@@ -1,394 +1,545 @@
-"""The journals themselves: the claim rule, durability and atomicity on a real sqlite file, what they
-forget and when, and liveness of an attempt's owner."""
+"""The journal's stores: every transition of the rules, atomic and fenced; owners alive exactly as
+long as their process; clocks that cannot make an attempt old; files that stay private; failures
+that are typed. Each store runs the same tests (the PostgreSQL one in test_postgres_journal.py)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
-import subprocess
+import stat
 import sys
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from aw_async.errors import JournalError
 from aw_async.journal import (
     AttemptState,
+    Decider,
     Journal,
     JournalEntry,
+    Key,
     MemoryJournal,
-    Owner,
     SqliteJournal,
-    decide_claim,
+    Terms,
 )
+from aw_async.journal._rules import claimed, may_claim
 
-LEASE = timedelta(minutes=3)
-NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+from .clocks import ManualClocks
+
+ROOT = "https://api.example"
+K = Key(ROOT, 11)
+TERMS = Terms(
+    user_id=5,
+    duration=15,
+    credits=Decimal("8.00"),
+    method=2,
+    phone_number=None,
+    skype_name=None,
+    comments="w",
+)
+ROOT_DIR = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def clock() -> ManualClocks:
+    return ManualClocks()
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
-    made: Journal = MemoryJournal() if request.param == "memory" else SqliteJournal(tmp_path / "j.sqlite3")
+async def journal(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClocks
+) -> AsyncIterator[Journal]:
+    made: Journal = (
+        MemoryJournal(clocks=clock.clocks())
+        if request.param == "memory"
+        else SqliteJournal(tmp_path / "journal.sqlite3", clocks=clock.clocks())
+    )
     yield made
     await made.aclose()
 
 
-def entry(state: AttemptState, **changes: object) -> JournalEntry:
+async def claim(journal: Journal, key: Key = K, *, force: bool = False) -> JournalEntry | None:
+    """The granted attempt, or None."""
+    answer = await journal.claim(key, force=force, settle=120.0, terms=TERMS)
+    return answer.entry if answer.granted else None
+
+
+# --- the rules, as the pure functions every store applies -------------------------------------
+
+
+def _entry(state: AttemptState, *, alive: bool | None = None, readable: bool = True) -> JournalEntry:
+    base = claimed(None, K, owner="o", now=ManualClocks().wall, settle=1.0, server_now=None, terms=None)
     return JournalEntry(
-        **{"booking_id": 1, "state": state, "attempted_at": NOW, "updated_at": NOW, **changes}
-    )  # type: ignore[arg-type]
+        api_root=ROOT,
+        booking_id=11,
+        state=state,
+        attempt=1,
+        started_at=base.started_at,
+        updated_at=base.started_at,
+        settle_seconds=1.0,
+        owner="o",
+        owner_alive=alive,
+        new_booking_id=99 if state is AttemptState.RESCHEDULED else None,
+        readable=readable,
+    )
 
 
 @pytest.mark.parametrize(
-    ("state", "force", "after_reconcile", "expected"),
+    ("entry", "free", "forced"),
     [
-        (None, False, False, "claim"),
-        (AttemptState.REFUSED, False, False, "claim"),  # a refusal does not block a later attempt
-        (AttemptState.RESCHEDULED, False, False, "refuse"),
-        (AttemptState.RESCHEDULED, True, False, "claim"),
-        (AttemptState.UNKNOWN, False, False, "refuse"),  # reconcile first
-        (AttemptState.UNKNOWN, False, True, "claim"),
-        (AttemptState.UNKNOWN, True, False, "claim"),
+        (None, True, True),
+        (_entry(AttemptState.REFUSED), True, True),
+        (_entry(AttemptState.RESCHEDULED), False, True),
+        (_entry(AttemptState.UNKNOWN), False, True),  # reconcile first: a verdict of "refused" frees it
+        (_entry(AttemptState.IN_FLIGHT, alive=True), False, False),  # never two at once, even forced
+        (_entry(AttemptState.IN_FLIGHT, alive=False), False, True),  # its owner died: unknown
+        (_entry(AttemptState.REFUSED, readable=False), False, True),  # unreadable: unknown, never free
     ],
 )
-def test_the_claim_rule(
-    state: AttemptState | None, force: bool, after_reconcile: bool, expected: str
-) -> None:
-    current = entry(state) if state is not None else None
-    assert decide_claim(current, now=NOW, force=force, after_reconcile=after_reconcile) == expected
+def test_the_claim_rule(entry: JournalEntry | None, free: bool, forced: bool) -> None:
+    assert may_claim(entry, force=False) is free
+    assert may_claim(entry, force=True) is forced
 
 
-def test_an_attempt_in_flight_is_never_claimed_twice_even_forced() -> None:
-    live = entry(AttemptState.IN_FLIGHT, owner=str(Owner.here()), lease_until=NOW + LEASE)
-    for force in (False, True):
-        assert decide_claim(live, now=NOW, force=force, after_reconcile=True) == "refuse"
+# --- transitions, fenced ----------------------------------------------------------------------
 
 
-def test_an_attempt_whose_owner_is_gone_is_unknown() -> None:
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
-    )
-    gone = Owner(Owner.here().host, int(dead.stdout), "abc")
-    assert entry(AttemptState.IN_FLIGHT, owner=str(gone), lease_until=NOW + LEASE).effective_state(NOW) == (
-        AttemptState.UNKNOWN
-    )
-    elsewhere = Owner("another-host", 1, "abc")
-    live = entry(AttemptState.IN_FLIGHT, owner=str(elsewhere), lease_until=NOW + LEASE)
-    assert live.effective_state(NOW) is AttemptState.IN_FLIGHT  # only its lease can tell
-    assert live.effective_state(NOW + LEASE) is AttemptState.UNKNOWN
-
-
-async def test_claim_and_settle(journal: Journal) -> None:
-    me = Owner.here()
-    claim = await journal.claim(7, owner=me, lease=LEASE)
-    assert claim.granted
-    assert (await journal.get(7)).state is AttemptState.IN_FLIGHT  # type: ignore[union-attr]
-    assert not (await journal.claim(7, owner=Owner.here(), lease=LEASE)).granted
-    await journal.settle(7, AttemptState.RESCHEDULED, new_booking_id=70)
-    done = await journal.get(7)
-    assert done is not None
-    assert (done.state, done.new_booking_id, done.attempted_at) == (
+async def test_a_claim_then_an_outcome_then_the_next_attempt(journal: Journal) -> None:
+    first = await claim(journal)
+    assert first is not None
+    assert (first.attempt, first.state, first.owner_alive) == (1, AttemptState.IN_FLIGHT, True)
+    assert await claim(journal, force=True) is None  # in flight, alive: not even forced
+    assert await journal.record_outcome(first, AttemptState.REFUSED)
+    second = await claim(journal)
+    assert second is not None
+    assert second.attempt == 2  # the fence grows with every claim
+    assert await journal.record_outcome(second, AttemptState.RESCHEDULED, new_booking_id=99)
+    seen = await journal.get(K)
+    assert seen is not None
+    assert (seen.state, seen.new_booking_id, seen.decided_by, seen.terms) == (
         AttemptState.RESCHEDULED,
-        70,
-        claim.entry.attempted_at,  # type: ignore[union-attr]
+        99,
+        Decider.ANSWER,
+        TERMS,
     )
-    refused = await journal.claim(7, owner=me, lease=LEASE)
-    assert not refused.granted
-    assert refused.entry == done
-    assert (await journal.claim(7, owner=me, lease=LEASE, force=True)).granted
+    assert await claim(journal) is None
+    assert await journal.results_among(ROOT, [99, 100]) == {99: 11}
+    forced = await claim(journal, force=True)
+    assert forced is not None
+    assert forced.attempt == 3
 
 
-async def test_what_a_journal_forgets_and_when(journal: Journal) -> None:
-    me = Owner.here()
-    for booking_id, state in enumerate(AttemptState, 1):
-        await journal.claim(booking_id, owner=me, lease=LEASE)
-        if state is not AttemptState.IN_FLIGHT:
-            await journal.settle(
-                booking_id, state, new_booking_id=100 if state is AttemptState.RESCHEDULED else None
-            )
-    now = datetime.now(UTC)
-    assert await journal.forget_old(now) == 0
-    assert await journal.forget_old(now + timedelta(days=2)) == 1  # refused: after a day
-    assert await journal.forget_old(now + timedelta(days=91)) == 1  # rescheduled: after 90 days
-    kept = {e.booking_id: e.state for e in await journal.entries()}
-    assert kept == {1: AttemptState.IN_FLIGHT, 4: AttemptState.UNKNOWN}  # never forgotten
-    assert await journal.forget_old(now + timedelta(days=10_000)) == 0
+async def test_an_outcome_is_recorded_only_against_its_own_attempt(journal: Journal) -> None:
+    first = await claim(journal)
+    assert first is not None
+    assert await journal.record_outcome(first, AttemptState.UNKNOWN)
+    assert await journal.record_verdict(K, 1, AttemptState.REFUSED)  # reconciled: it did not happen
+    second = await claim(journal)
+    assert second is not None
+    assert not await journal.record_outcome(first, AttemptState.RESCHEDULED, new_booking_id=50)  # stale
+    entry = await journal.get(K)
+    assert entry is not None
+    assert (entry.attempt, entry.state) == (2, AttemptState.IN_FLIGHT)
+    assert await journal.results_among(ROOT, [50]) == {}
+
+
+async def test_a_verdict_lands_only_on_the_attempt_it_reconciled_and_never_on_a_live_claim(
+    journal: Journal,
+) -> None:
+    first = await claim(journal)
+    assert first is not None
+    # Finding 1: a reconciliation must not record "refused" over a claim in flight.
+    assert not await journal.record_verdict(K, 1, AttemptState.REFUSED)
+    assert await journal.record_outcome(first, AttemptState.UNKNOWN)
+    newer = await claim(journal, force=True)  # a newer attempt meanwhile (finding 2)
+    assert newer is not None
+    assert await journal.record_outcome(newer, AttemptState.UNKNOWN)
+    assert not await journal.record_verdict(K, 1, AttemptState.REFUSED)  # about the old attempt: stale
+    assert await journal.record_verdict(K, 2, AttemptState.RESCHEDULED, new_booking_id=77)
+    entry = await journal.get(K)
+    assert entry is not None
+    assert (entry.state, entry.new_booking_id, entry.decided_by) == (
+        AttemptState.RESCHEDULED,
+        77,
+        Decider.RECONCILIATION,
+    )
+
+
+async def test_a_verdict_never_names_another_bookings_recorded_reschedule(journal: Journal) -> None:
+    other = Key(ROOT, 12)
+    taken = await claim(journal, other)
+    assert taken is not None
+    assert await journal.record_outcome(taken, AttemptState.RESCHEDULED, new_booking_id=77)
+    mine = await claim(journal)
+    assert mine is not None
+    assert await journal.record_outcome(mine, AttemptState.UNKNOWN)
+    assert not await journal.record_verdict(K, 1, AttemptState.RESCHEDULED, new_booking_id=77)
+
+
+async def test_a_verdict_about_a_booking_never_attempted_is_recorded_only_when_the_journal_is_empty(
+    journal: Journal,
+) -> None:
+    assert await journal.record_verdict(K, 0, AttemptState.REFUSED)
+    assert not await journal.record_verdict(K, 0, AttemptState.REFUSED)  # no longer empty
+    assert not await journal.record_verdict(Key(ROOT, 12), -1, AttemptState.REFUSED)  # never recorded
+
+
+async def test_the_users_answer_is_refused_while_an_attempt_is_in_flight(journal: Journal) -> None:
+    first = await claim(journal)
+    assert first is not None
+    assert await journal.resolve(K, rescheduled_into=None) is None
+    assert await journal.record_outcome(first, AttemptState.UNKNOWN)
+    resolved = await journal.resolve(K, rescheduled_into=None)
+    assert resolved is not None
+    assert (resolved.state, resolved.decided_by) == (AttemptState.REFUSED, Decider.USER)
+    assert await claim(journal) is not None  # "it did not happen": the next attempt may send
+
+
+async def test_the_user_may_say_which_twin_a_booking_belongs_to(journal: Journal) -> None:
+    twin = Key(ROOT, 12)
+    for key in (K, twin):
+        entry = await claim(journal, key)
+        assert entry is not None
+        assert await journal.record_outcome(entry, AttemptState.UNKNOWN)
+    assert await journal.record_verdict(twin, 1, AttemptState.RESCHEDULED, new_booking_id=77)
+    assert await journal.resolve(K, rescheduled_into=77) is not None  # the user says: 11's, not 12's
+    assert await journal.results_among(ROOT, [77]) == {77: 11}
+    displaced = await journal.get(twin)
+    assert displaced is not None
+    assert displaced.effective_state is AttemptState.UNKNOWN  # reconciled again before anything is sent
+
+
+async def test_keys_are_per_api_root(journal: Journal) -> None:
+    # Finding 11: the same booking id at another server is another booking.
+    here = await claim(journal, Key(ROOT, 101))
+    assert here is not None
+    assert await journal.record_outcome(here, AttemptState.RESCHEDULED, new_booking_id=500)
+    assert await claim(journal, Key("http://127.0.0.1:8080", 101)) is not None
+
+
+async def test_twins_are_found_by_their_terms(journal: Journal) -> None:
+    for booking_id in (11, 12, 13):
+        entry = await claim(journal, Key(ROOT, booking_id))
+        assert entry is not None
+        if booking_id != 13:
+            assert await journal.record_outcome(entry, AttemptState.UNKNOWN)
+    unknown_terms = await journal.claim(Key(ROOT, 14), force=False, settle=1.0)  # checks off: no terms
+    assert unknown_terms.entry is not None
+    found = {e.booking_id for e in await journal.unsettled(ROOT, [TERMS.fingerprint])}
+    assert found == {11, 12, 13}
+    assert {e.booking_id for e in await journal.unsettled(ROOT, [None])} == {14}
+    await journal.learn_terms(Key(ROOT, 14), 1, TERMS)
+    assert {e.booking_id for e in await journal.unsettled(ROOT, [TERMS.fingerprint])} == {11, 12, 13, 14}
+
+
+async def test_the_servers_offset_is_kept(journal: Journal) -> None:
+    assert await journal.server_offset(ROOT) is None
+    await journal.learn_server_offset(ROOT, 60)
+    assert await journal.server_offset(ROOT) == 60
+
+
+# --- clocks -----------------------------------------------------------------------------------
+
+
+async def test_an_attempts_age_is_measured_on_a_clock_that_never_steps(
+    journal: Journal, clock: ManualClocks
+) -> None:
+    entry = await claim(journal)
+    assert entry is not None
+    assert await journal.record_outcome(entry, AttemptState.UNKNOWN)
+    clock.step_wall(3600)  # a forward step of the wall clock: not an hour of waiting
+    seen = await journal.get(K)
+    assert seen is not None
+    assert not seen.settled
+    clock.advance(121)
+    seen = await journal.get(K)
+    assert seen is not None
+    assert seen.settled
+    assert seen.retry_after == 0
+
+
+async def test_a_live_owner_keeps_its_claim_however_long_and_whatever_the_clock(
+    journal: Journal, clock: ManualClocks
+) -> None:
+    # Finding 3: no lease. Days pass and the clock steps: a live owner's claim is its own.
+    assert await claim(journal) is not None
+    clock.advance(7 * 24 * 3600)
+    clock.step_wall(-3600)
+    entry = await journal.get(K)
+    assert entry is not None
+    assert entry.effective_state is AttemptState.IN_FLIGHT
+    assert await claim(journal, force=True) is None
+
+
+# --- what a journal forgets -------------------------------------------------------------------
+
+
+async def test_what_a_journal_forgets_and_when(tmp_path: Path, clock: ManualClocks) -> None:
+    for journal in (
+        MemoryJournal(
+            clocks=clock.clocks(), keep_refused=timedelta(hours=1), keep_rescheduled=timedelta(days=2)
+        ),
+        SqliteJournal(
+            tmp_path / "j.sqlite3",
+            clocks=clock.clocks(),
+            keep_refused=timedelta(hours=1),
+            keep_rescheduled=timedelta(days=2),
+        ),
+    ):
+        states = [AttemptState.REFUSED, AttemptState.RESCHEDULED, AttemptState.UNKNOWN]
+        for booking_id, state in enumerate(states, 1):
+            entry = await claim(journal, Key(ROOT, booking_id))
+            assert entry is not None
+            new = 90 + booking_id if state is AttemptState.RESCHEDULED else None
+            assert await journal.record_outcome(entry, state, new_booking_id=new)
+        assert await claim(journal, Key(ROOT, 9)) is not None  # in flight
+        clock.advance(2 * 3600)
+        assert await journal.forget_old() == 1  # the refusal
+        clock.advance(3 * 24 * 3600)
+        assert await journal.forget_old() == 1  # the reschedule, and its result with it
+        assert await journal.results_among(ROOT, [92]) == {}
+        clock.advance(365 * 24 * 3600)
+        assert await journal.forget_old() == 0  # unknown and in flight: never
+        assert {e.booking_id for e in await journal.entries(ROOT)} == {3, 9}
+        await journal.aclose()
 
 
 async def test_a_memory_journal_stays_bounded_and_drops_settled_entries_first() -> None:
-    journal = MemoryJournal(max_entries=100)
-    me = Owner.here()
-    await journal.claim(0, owner=me, lease=LEASE)
-    await journal.settle(0, AttemptState.UNKNOWN)
-    for booking_id in range(1, 1000):
-        await journal.claim(booking_id, owner=me, lease=LEASE)
-        await journal.settle(booking_id, AttemptState.RESCHEDULED, new_booking_id=booking_id + 10_000)
-    kept = await journal.entries()
-    assert len(kept) == 100
-    assert kept[0].booking_id == 0  # the unknown one outlives every settled one
-    assert [e.booking_id for e in kept[1:]] == list(range(901, 1000))  # the newest
+    journal = MemoryJournal(max_entries=10)
+    unknown = await claim(journal, Key(ROOT, 1))
+    assert unknown is not None
+    assert await journal.record_outcome(unknown, AttemptState.UNKNOWN)
+    for booking_id in range(2, 30):
+        entry = await claim(journal, Key(ROOT, booking_id))
+        assert entry is not None
+        assert await journal.record_outcome(entry, AttemptState.REFUSED)
+    entries = await journal.entries()
+    assert len(entries) == 10
+    assert entries[0].booking_id == 1  # the unknown one is kept, whatever its age
 
 
-async def test_a_sqlite_journal_is_committed_before_claim_returns(tmp_path: Path) -> None:
-    path = tmp_path / "deep" / "folder" / "j.sqlite3"
+# --- sqlite: durable, shared, private ---------------------------------------------------------
+
+
+async def test_a_claim_is_committed_before_it_returns(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
     journal = SqliteJournal(path)
     try:
-        assert (await journal.claim(5, owner=Owner.here(), lease=LEASE)).granted
-        with sqlite3.connect(path) as other:  # another connection, as another process would see it
-            row = other.execute("SELECT state FROM reschedules WHERE booking_id = 5").fetchone()
-        assert row == ("in_flight",)
+        assert await claim(journal) is not None
+        with sqlite3.connect(path) as other:  # another process's view
+            rows = other.execute("SELECT state, attempt FROM attempts WHERE booking_id = 11").fetchall()
+        assert rows == [("in_flight", 1)]
     finally:
         await journal.aclose()
 
 
 async def test_two_sqlite_journals_on_one_file_grant_each_booking_once(tmp_path: Path) -> None:
-    path = tmp_path / "shared.sqlite3"
-    first, second = SqliteJournal(path), SqliteJournal(path)
+    first, second = SqliteJournal(tmp_path / "j.sqlite3"), SqliteJournal(tmp_path / "j.sqlite3")
     try:
-        a, b = Owner.here(), Owner.here()
         claims = await asyncio.gather(
             *(
-                journal.claim(n, owner=owner, lease=LEASE)
-                for n in range(200)
-                for journal, owner in ((first, a), (second, b))
+                journal.claim(Key(ROOT, n), force=False, settle=1.0)
+                for n in range(1, 51)
+                for journal in (first, second)
             )
         )
-        granted = [claim.entry.booking_id for claim in claims if claim.granted]  # type: ignore[union-attr]
-        assert sorted(granted) == list(range(200))
+        granted = [c.entry.booking_id for c in claims if c.granted and c.entry is not None]
+        assert sorted(granted) == list(range(1, 51))  # each once, by one of the two owners
     finally:
         await first.aclose()
         await second.aclose()
 
 
-async def test_a_sqlite_journal_survives_its_process(tmp_path: Path) -> None:
-    path = tmp_path / "j.sqlite3"
-    journal = SqliteJournal(path)
-    await journal.claim(3, owner=Owner.here(), lease=LEASE)
-    await journal.settle(3, AttemptState.RESCHEDULED, new_booking_id=33)
-    await journal.aclose()
-    reopened = SqliteJournal(path)
+async def test_the_journals_folder_and_files_are_private(tmp_path: Path) -> None:
+    folder = tmp_path / "state" / "aw-async"
+    journal = SqliteJournal(folder / "journal.sqlite3")
     try:
-        found = await reopened.get(3)
-        assert found is not None
-        assert (found.state, found.new_booking_id) == (AttemptState.RESCHEDULED, 33)
-    finally:
-        await reopened.aclose()
-
-
-async def test_a_closed_journal_refuses_work(tmp_path: Path) -> None:
-    journal = SqliteJournal(tmp_path / "j.sqlite3")
-    await journal.get(1)
-    await journal.aclose()
-    with pytest.raises(RuntimeError, match="closed"):
-        await journal.get(1)
-
-
-async def test_a_release_gives_back_only_the_owners_claim_in_flight(journal: Journal) -> None:
-    me, other = Owner.here(), Owner.here()
-    await journal.claim(1, owner=me, lease=LEASE)
-    await journal.release(1, other)  # not its claim: untouched
-    assert (await journal.get(1)).state is AttemptState.IN_FLIGHT  # type: ignore[union-attr]
-    await journal.release(1, me)
-    assert (await journal.get(1)).state is AttemptState.REFUSED  # type: ignore[union-attr]
-    await journal.claim(2, owner=me, lease=LEASE)
-    await journal.settle(2, AttemptState.RESCHEDULED, new_booking_id=20)
-    await journal.release(2, me)  # a release never erases what is known
-    assert (await journal.get(2)).state is AttemptState.RESCHEDULED  # type: ignore[union-attr]
-
-
-async def test_a_failing_operation_fails_its_caller_and_the_journal_lives_on(tmp_path: Path) -> None:
-    journal = SqliteJournal(tmp_path / "j.sqlite3")
-    try:
-
-        def broken(connection: object) -> None:
-            raise KeyError("a bug in an operation")
-
-        with pytest.raises(KeyError):
-            await journal._do(broken)  # type: ignore[arg-type]
-        assert (await journal.claim(9, owner=Owner.here(), lease=LEASE)).granted  # still serving
+        assert await claim(journal) is not None
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        files = sorted(p.name for p in folder.iterdir())
+        assert "journal.sqlite3" in files
+        assert "journal.sqlite3.owners" in files
+        for name in files:
+            assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
     finally:
         await journal.aclose()
 
 
-async def test_a_batchs_flight_runs_in_its_first_callers_task() -> None:
-    journal = MemoryJournal()
-    runs, release = [], asyncio.Event()
-    tasks_before = len(asyncio.all_tasks())
-
-    async def work() -> int:
-        runs.append(asyncio.current_task())
-        assert len(asyncio.all_tasks()) == tasks_before + 2  # the callers' own tasks, no more
-        await release.wait()
-        return 7
-
-    callers = [asyncio.ensure_future(journal.single_flight(1, work, detached=False)) for _ in range(2)]
-    await asyncio.sleep(0)
-    release.set()
-    assert await asyncio.gather(*callers) == [7, 7]
-    assert runs == [callers[0]]  # run by its first caller, in that caller's task
-    assert not journal._flights
+async def test_a_journal_that_cannot_be_made_is_a_journal_error_and_nothing_is_claimed(
+    tmp_path: Path,
+) -> None:
+    # Finding 13: a folder whose parent is a file gave NotADirectoryError.
+    (tmp_path / "file").write_text("not a folder")
+    journal = SqliteJournal(tmp_path / "file" / "journal.sqlite3")
+    with pytest.raises(JournalError, match="journal.sqlite3"):
+        await claim(journal)
+    await journal.aclose()
 
 
-@pytest.mark.parametrize("detached", [True, False])
-async def test_a_flights_error_reaches_every_waiter(detached: bool) -> None:
-    journal = MemoryJournal()
-
-    async def work() -> int:
-        await asyncio.sleep(0)
-        raise LookupError("no such booking")
-
-    calls = (journal.single_flight(1, work, detached=detached) for _ in range(3))
-    results = await asyncio.gather(*calls, return_exceptions=True)
-    assert [type(r) for r in results] == [LookupError] * 3
-    assert len({id(r) for r in results}) == 1  # one flight, one error
+async def test_a_file_that_is_no_journal_is_a_journal_error(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    path.write_bytes(b"this is not a database" * 100)
+    journal = SqliteJournal(path)
+    with pytest.raises(JournalError):
+        await claim(journal)
+    await journal.aclose()
 
 
-@pytest.mark.parametrize("detached", [True, False])
-async def test_a_cancelled_waiter_stops_waiting_and_the_flight_goes_on(detached: bool) -> None:
-    journal = MemoryJournal()
-    release = asyncio.Event()
-
-    async def work() -> int:
-        await release.wait()
-        return 7
-
-    runner = asyncio.ensure_future(journal.single_flight(1, work, detached=detached))
-    waiters = [asyncio.ensure_future(journal.single_flight(1, work, detached=detached)) for _ in range(2)]
-    await asyncio.sleep(0)
-    waiters[0].cancel()
-    await asyncio.sleep(0)
-    release.set()
-    assert await runner == 7
-    assert await waiters[1] == 7
-    assert waiters[0].cancelled()
+async def test_a_newer_schema_or_an_older_journal_is_refused_never_used(tmp_path: Path) -> None:
+    newer = tmp_path / "newer.sqlite3"
+    with sqlite3.connect(newer) as connection:
+        connection.execute("PRAGMA user_version = 99")
+    legacy = tmp_path / "legacy.sqlite3"
+    with sqlite3.connect(legacy) as connection:
+        connection.execute("CREATE TABLE reschedules (booking_id INTEGER PRIMARY KEY, state TEXT)")
+    for path, message in ((newer, "newer than this aw-async"), (legacy, "earlier aw-async")):
+        journal = SqliteJournal(path)
+        with pytest.raises(JournalError, match=message):
+            await claim(journal)
+        await journal.aclose()
 
 
-async def test_a_single_calls_flight_outlives_its_first_caller_while_another_waits() -> None:
-    journal = MemoryJournal()
-    runs = 0
-
-    async def work() -> int:
-        nonlocal runs
-        runs += 1
-        await asyncio.sleep(0.01)
-        return 7
-
-    first = asyncio.ensure_future(journal.single_flight(1, work))
-    second = asyncio.ensure_future(journal.single_flight(1, work))
-    await asyncio.sleep(0)
-    first.cancel()
-    assert await second == 7
-    assert first.cancelled()
-    assert runs == 1  # one flight: the cancelled caller only stopped waiting
-
-
-async def test_a_single_calls_flight_is_cancelled_with_its_last_caller_after_its_bookkeeping() -> None:
-    journal = MemoryJournal()
-    done: list[str] = []
-
-    async def work() -> int:
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            await asyncio.sleep(0)  # the bookkeeping of a cancelled attempt, which awaits
-            done.append("recorded")
-            raise
-        return 7
-
-    caller = asyncio.ensure_future(journal.single_flight(1, work))
-    await asyncio.sleep(0)
-    caller.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await caller
-    assert done == ["recorded"]  # finished before the caller's cancellation propagated
-    assert not journal._flights
-
-
-async def test_when_a_batchs_runner_is_cancelled_a_waiter_runs_the_work_again() -> None:
-    # The runner's work is cancelled with it (the guard then records what it must: a claim given
-    # back, or an outcome unknown); the next waiter runs the work itself, and so finds that record.
-    journal = MemoryJournal()
-    started: list[asyncio.Task[object] | None] = []
-
-    async def work() -> int:
-        started.append(asyncio.current_task())
-        await asyncio.sleep(0.01 if len(started) == 1 else 0)
-        return len(started)
-
-    runner = asyncio.ensure_future(journal.single_flight(1, work, detached=False))
-    waiters = [asyncio.ensure_future(journal.single_flight(1, work, detached=False)) for _ in range(2)]
-    await asyncio.sleep(0)
-    runner.cancel()
-    assert await asyncio.gather(*waiters) == [2, 2]  # one new run, shared by both waiters
-    assert runner.cancelled()
-    assert started == [runner, waiters[0]]
-
-
-async def test_the_built_in_journals_record_an_outcome_without_awaiting(tmp_path: Path) -> None:
-    memory = MemoryJournal()
-    assert memory.settle_nowait(1, AttemptState.REFUSED)
-    assert (await memory.get(1)).state is AttemptState.REFUSED  # type: ignore[union-attr]
-    sqlite = SqliteJournal(tmp_path / "j.sqlite3")
+async def test_a_row_this_version_cannot_read_counts_as_unknown_never_as_free(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path)
     try:
-        assert not sqlite.settle_nowait(1, AttemptState.REFUSED)  # not open yet: settle() opens it
-        await sqlite.settle(1, AttemptState.REFUSED)
-        assert sqlite.settle_nowait(2, AttemptState.UNKNOWN)
-        assert (await sqlite.get(2)).state is AttemptState.UNKNOWN  # type: ignore[union-attr]
+        entry = await claim(journal)
+        assert entry is not None
+        assert await journal.record_outcome(entry, AttemptState.REFUSED)
+        await journal.flush()
+        with sqlite3.connect(path) as other:  # a later version's state, or a damaged row
+            other.execute("UPDATE attempts SET state = 'archived', started_at = 'soon' WHERE booking_id = 11")
+        seen = await journal.get(K)
+        assert seen is not None
+        assert not seen.readable
+        assert seen.effective_state is AttemptState.UNKNOWN
+        assert await claim(journal) is None  # never free
+        assert await journal.resolve(K, rescheduled_into=None) is not None  # the user can settle it
+        assert await claim(journal) is not None
     finally:
-        await sqlite.aclose()
-    assert not sqlite.settle_nowait(3, AttemptState.UNKNOWN)  # closed: nothing queued
+        await journal.aclose()
 
 
-class _AwaitedJournal(MemoryJournal):
-    """A journal that can only record an outcome by awaiting (the base class's default)."""
-
-    def settle_nowait(
-        self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
-    ) -> bool:
-        return Journal.settle_nowait(self, booking_id, state, new_booking_id=new_booking_id)
-
-    async def settle(
-        self, booking_id: int, state: AttemptState, *, new_booking_id: int | None = None
-    ) -> None:
-        await asyncio.sleep(0)
-        await super().settle(booking_id, state, new_booking_id=new_booking_id)
-
-
-async def test_an_outcome_a_journal_must_await_is_recorded_even_for_a_cancelled_caller() -> None:
-    from aw_async._once import RescheduleGuard
-
-    journal = _AwaitedJournal()
-    guard = RescheduleGuard(journal, lease=LEASE, reconcile=None)  # type: ignore[arg-type]
-
-    async def attempt(progress: object) -> object:
-        progress.posting = True  # type: ignore[attr-defined]
-        await asyncio.sleep(1)
-        raise AssertionError("cancelled before this")
-
-    call = asyncio.ensure_future(guard.run(5, attempt))  # type: ignore[arg-type]
-    await asyncio.sleep(0.01)
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
-    assert (await journal.get(5)).state is AttemptState.UNKNOWN  # type: ignore[union-attr]
+async def test_an_attempt_this_process_no_longer_runs_is_unknown(tmp_path: Path) -> None:
+    # Its outcome could not be recorded (the journal failed): the attempt may have been sent.
+    journal = SqliteJournal(tmp_path / "j.sqlite3")
+    try:
+        entry = await claim(journal)
+        assert entry is not None
+        journal._live.discard((K, entry.attempt))  # what a failed outcome write leaves behind
+        seen = await journal.get(K)
+        assert seen is not None
+        assert seen.effective_state is AttemptState.UNKNOWN
+    finally:
+        await journal.aclose()
 
 
-async def test_forgetting_walks_the_expired_entries_not_the_whole_journal() -> None:
-    journal = MemoryJournal(keep_refused=timedelta(hours=1))
-    now = datetime.now(UTC)
-    for booking_id in range(1, 4):  # old refusals, first in the journal's order
-        journal._put(entry(AttemptState.REFUSED, booking_id=booking_id, updated_at=now - timedelta(hours=2)))
-    for booking_id in range(10, 1010):  # then young ones, which a pass must not even look at
-        journal._put(entry(AttemptState.REFUSED, booking_id=booking_id, updated_at=now))
-    looked: list[int] = []
-    expired = journal._expired
+# --- sqlite: owners are processes, alive while they live --------------------------------------
 
-    def counting(item: JournalEntry, at: datetime) -> bool:
-        looked.append(item.booking_id)
-        return expired(item, at)
 
-    journal._expired = counting  # type: ignore[method-assign]
-    assert await journal.forget_old(now) == 3
-    assert looked == [1, 2, 3]
-    assert len(await journal.entries()) == 1000
+async def _owner(path: Path, *prefix: str) -> tuple[asyncio.subprocess.Process, str]:
+    """A process that claims booking 11 and holds it; its owner token."""
+    process = await asyncio.create_subprocess_exec(
+        *prefix,
+        sys.executable,
+        "-m",
+        "tests.journal_owner",
+        str(path),
+        ROOT,
+        "11",
+        cwd=ROOT_DIR,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode().split()
+    assert line[0] == "claimed", line
+    return process, line[1]
+
+
+async def test_an_owner_killed_with_sigkill_is_gone_and_its_attempt_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "j.sqlite3"
+    process, owner = await _owner(path)
+    journal = SqliteJournal(path)
+    try:
+        seen = await journal.get(K)
+        assert seen is not None
+        assert (seen.owner, seen.effective_state) == (owner, AttemptState.IN_FLIGHT)
+        process.kill()
+        await process.wait()
+        seen = await journal.get(K)
+        assert seen is not None
+        assert seen.effective_state is AttemptState.UNKNOWN
+        assert await claim(journal) is None  # unknown: reconcile first
+    finally:
+        await journal.aclose()
+
+
+async def test_an_owner_stopped_with_sigstop_keeps_its_claim(tmp_path: Path, clock: ManualClocks) -> None:
+    # Finding 3: a process stopped longer than any lease (Ctrl-Z, a suspended laptop) is alive.
+    path = tmp_path / "j.sqlite3"
+    process, _ = await _owner(path)
+    journal = SqliteJournal(path, clocks=clock.clocks())
+    try:
+        process.send_signal(signal.SIGSTOP)
+        clock.advance(3600)
+        seen = await journal.get(K)
+        assert seen is not None
+        assert seen.effective_state is AttemptState.IN_FLIGHT
+        assert await claim(journal, force=True) is None
+    finally:
+        process.send_signal(signal.SIGCONT)
+        process.kill()
+        await process.wait()
+        await journal.aclose()
+
+
+def _can_unshare() -> str | None:
+    if os.geteuid() != 0:
+        return "a PID namespace of its own needs root (unshare)"
+    if not Path("/usr/bin/unshare").exists():
+        return "unshare is not installed"
+    return None
+
+
+@pytest.mark.skipif(_can_unshare() is not None, reason=str(_can_unshare()))
+async def test_an_owner_in_another_pid_namespace_is_alive_until_it_dies(tmp_path: Path) -> None:
+    # Finding 4: a worker in a container (its own PID namespace, the same file system).
+    path = tmp_path / "j.sqlite3"
+    process, owner = await _owner(path, "unshare", "--pid", "--fork", "--kill-child", "--mount-proc")
+    journal = SqliteJournal(path)
+    try:
+        seen = await journal.get(K)
+        assert seen is not None
+        assert seen.effective_state is AttemptState.IN_FLIGHT
+        assert owner.endswith(":1")  # pid 1 in its namespace: meaningless here, and not asked
+        process.kill()
+        await process.wait()
+        seen = await journal.get(K)
+        assert seen is not None
+        assert seen.effective_state is AttemptState.UNKNOWN
+    finally:
+        await journal.aclose()
+
+
+async def test_a_live_pid_does_not_keep_a_dead_owner_alive(tmp_path: Path) -> None:
+    # Finding 4, the other way: an owner whose pid another process now has (here: this one).
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path)
+    try:
+        assert await claim(journal) is not None
+        await journal.flush()
+        with sqlite3.connect(path) as other:
+            other.execute(
+                "UPDATE attempts SET owner = ? WHERE booking_id = 11", (f"12345@host:{os.getpid()}",)
+            )
+        seen = await journal.get(K)
+        assert seen is not None
+        assert seen.effective_state is AttemptState.UNKNOWN
+    finally:
+        await journal.aclose()

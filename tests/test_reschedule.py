@@ -14,16 +14,19 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 
 from aw_async import AdultWorkClient, RescheduleOutcome
-from aw_async._prerequisites import check_session_passed
 from aw_async.errors import (
     ApiError,
     InsufficientCreditsError,
+    InvalidRequestError,
     NotFoundError,
+    NotStartedError,
     OutcomeUnknownError,
+    PermissionDeniedError,
     PreconditionError,
     ServerError,
     SessionNotPassedError,
 )
+from aw_async.phonechat._prerequisites import check_session_passed
 
 from .scripted import TOKEN, ScriptedApi, error, past_booking
 
@@ -138,10 +141,23 @@ def test_session_checks_at_the_edges() -> None:
 @pytest.mark.parametrize("bad", ["1", 1.0, True, None])
 async def test_a_booking_id_must_be_an_int(bad: Any) -> None:
     async with AdultWorkClient(TOKEN) as aw:
-        with pytest.raises(TypeError, match="booking id is an int"):
+        with pytest.raises(TypeError, match="BookingID is an int"):
             await aw.phonechat.reschedule_made_booking(bad)
-        with pytest.raises(TypeError, match="booking id is an int"):
+        with pytest.raises(TypeError, match="BookingID is an int"):
             await aw.phonechat.reschedule_made_bookings([1, bad])
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**31, 2**63])
+async def test_a_booking_id_the_server_cannot_hold_is_refused_before_anything(bad: int) -> None:
+    async with AdultWorkClient(TOKEN, journal="memory") as aw:
+        with pytest.raises(InvalidRequestError, match="BookingID: must be from 1 to 2147483647") as caught:
+            await aw.phonechat.reschedule_made_booking(bad)
+        assert caught.value.field == "BookingID"
+        with pytest.raises(InvalidRequestError):
+            await aw.phonechat.reschedule_made_bookings([1, bad])
+        with pytest.raises(InvalidRequestError):
+            await aw.phonechat.reconcile(bad)
+        assert await aw.journal.entries() == []  # nothing read, written or sent
 
 
 # --- the batch -------------------------------------------------------------------------------------
@@ -250,8 +266,12 @@ async def test_a_failed_balance_read_fails_every_booking_and_sends_nothing_else(
     api.on_balance = lambda url, **kw: error(403, "Authorization has been denied.")
     async with AdultWorkClient(TOKEN) as aw:
         outcomes = await aw.phonechat.reschedule_made_bookings([1, 2])
-    assert [type(o.error).__name__ for o in outcomes] == ["PermissionDeniedError"] * 2
-    assert api.seen == []  # the balance handler was replaced, so it records nothing
+    assert [type(o.error).__name__ for o in outcomes] == ["NotStartedError"] * 2
+    assert all(isinstance(o.error, NotStartedError) for o in outcomes)
+    stopped_by = {id(o.error.stopped_by) for o in outcomes if isinstance(o.error, NotStartedError)}
+    assert len(stopped_by) == 1  # one cause, named by every booking it stopped
+    assert isinstance(outcomes[0].error.stopped_by, PermissionDeniedError)  # type: ignore[union-attr]
+    assert api.seen == []  # no POST: the balance handler was replaced, so it records nothing else
 
 
 async def test_on_progress_sees_each_outcome_as_it_completes(api: ScriptedApi) -> None:
@@ -325,10 +345,10 @@ async def test_cancelling_a_batch_cancels_its_work_and_reports_posts_in_flight(a
     assert len(unknown) == posts  # every POST in flight is reported as such
 
 
-@pytest.mark.parametrize("concurrency", [0, -1, 1.5])
-async def test_concurrency_must_be_a_positive_int(concurrency: Any) -> None:
+@pytest.mark.parametrize(("concurrency", "error"), [(0, ValueError), (-1, ValueError), (1.5, TypeError)])
+async def test_concurrency_must_be_a_positive_int(concurrency: Any, error: type[Exception]) -> None:
     async with AdultWorkClient(TOKEN) as aw:
-        with pytest.raises(ValueError, match="concurrency"):
+        with pytest.raises(error, match="concurrency"):
             await aw.phonechat.reschedule_made_bookings([1], concurrency=concurrency)
 
 
@@ -345,5 +365,5 @@ def test_an_outcome_says_whether_it_went_through() -> None:
 
 async def test_a_user_id_must_be_an_int_and_is_called_one() -> None:
     async with AdultWorkClient(TOKEN) as aw:
-        with pytest.raises(TypeError, match="user id is an int"):
+        with pytest.raises(TypeError, match="UserID is an int"):
             await aw.phonechat.made_booking_details(1, as_user="77")  # type: ignore[arg-type]

@@ -368,14 +368,11 @@ class _Batch:
         booking: MadeBooking | None = item.evidence
         ledger: _CreditLedger | None = None
         if self.check:
+            item.stage = Stage.BALANCE  # first: a balance that cannot be read stops the batch
+            ledger = await self._ledger()
             if booking is None:
                 item.stage = Stage.DETAILS
-                ledger, booking = await gather_or_cancel(
-                    self._ledger(), self.services.details(item.booking_id)
-                )
-            else:
-                item.stage = Stage.BALANCE
-                ledger = await self._ledger()
+                booking = await self.services.details(item.booking_id)
             item.stage = Stage.PREREQUISITES
             check_session_passed(booking, datetime.now(UTC), self.services.zone)
             context.terms = Terms.of(booking)

@@ -10,8 +10,10 @@ shorter than its Content-Length), ``reset_body`` (a reset in the middle of the b
 (a pause mid-body), ``delay`` (a pause before the headers).
 
 A fault applies to the next matching request(s) (``times``), in the order added. ``when`` is
-``"before"`` (the request is not processed: nothing happened) or ``"after"`` (it was processed,
-then the answer is lost: the case a client must report as "outcome unknown").
+``"before"`` (the request is not processed: nothing happened), ``"after"`` (it was processed,
+then the answer is lost: the case a client must report as "outcome unknown") or ``"late"`` (the
+answer is lost at once, and the request is processed ``seconds`` later: a server that works through
+a queue after its gateway gave up).
 """
 
 from __future__ import annotations
@@ -44,12 +46,13 @@ class Fault:
     path: str | None = None
     """A path the request's must contain (case-insensitive), e.g. ``RescheduleMadeBooking``."""
     times: int = 1
-    when: Literal["before", "after"] = "before"
+    when: Literal["before", "after", "late"] = "before"
     status: int = 500
     retry_after: str | None = "1"
     """The ``Retry-After`` of a ``rate_limit`` or ``server_error`` (seconds, or an HTTP date)."""
     seconds: float = 1.0
-    """How long a ``delay`` holds the answer back, or a ``slow_body`` pauses mid-body."""
+    """How long a ``delay`` holds the answer back, a ``slow_body`` pauses mid-body, or a ``"late"``
+    request waits before it is processed."""
     body: bytes = b""
     content_type: str = "application/json; charset=utf-8"
     """The body and Content-Type of an ``answer``."""

@@ -110,6 +110,7 @@ class SandboxServer:
         self.requests: list[SeenRequest] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
+        self._late: set[asyncio.Future[None]] = set()  # requests to be processed later (a "late" fault)
 
     # --- seeding and inspecting -------------------------------------------------------------------
 
@@ -213,7 +214,9 @@ class SandboxServer:
         self.url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     async def close(self) -> None:
-        """Stop serving and close every connection."""
+        """Stop serving and close every connection (requests still to be processed late are dropped)."""
+        for later in list(self._late):
+            later.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -242,6 +245,12 @@ class SandboxServer:
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         fault = self.faults.take(request.method, request.path)
+        if fault is not None and fault.when == "late":  # lost now, processed later
+            body = await request.read()
+            later = asyncio.ensure_future(self._process_later(request, body, fault.seconds))
+            self._late.add(later)
+            later.add_done_callback(self._late.discard)
+            return await answer_instead(request, attrs.evolve(fault, kind="reset"), self._encode)
         if fault is not None and fault.when == "before" and fault.kind in _ANSWERS_INSTEAD:
             return await answer_instead(request, fault, self._encode)
         if fault is not None and fault.kind == "delay" and fault.when == "before":
@@ -261,6 +270,10 @@ class SandboxServer:
             if fault.kind in ("truncate", "reset_body", "slow_body"):
                 return await answer_partly(request, status, body, content_type, fault)
         return web.Response(status=status, body=body, headers={"Content-Type": content_type})
+
+    async def _process_later(self, request: web.Request, body: bytes, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._answer(request, body)
 
     def _answer(self, request: web.Request, body: bytes) -> tuple[int, object]:
         try:
