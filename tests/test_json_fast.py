@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aw_async.codecs import JsonCodec
-from aw_async.codecs._fast import Refused
+from aw_async.codecs._fast import FastPathDeclined
 from aw_async.codecs._json import _parse, _structure
 from aw_async.codecs._json_fast import fast_decode, fast_models
 from aw_async.errors import DecodeError
@@ -37,7 +37,7 @@ def agree(data: bytes, into: type) -> None:
     """The fast path declines, or gives what the general path gives."""
     try:
         fast = fast_decode(data, into)
-    except Refused:
+    except FastPathDeclined:
         return
     slow = general(data, into)  # must not raise: the fast path accepted nothing the general refuses
     assert fast == slow

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from aw_async.codecs import XmlCodec
-from aw_async.codecs._fast import Refused
+from aw_async.codecs._fast import FastPathDeclined
 from aw_async.codecs._xml import read_tree
 from aw_async.codecs._xml_fast import fast_decode, fast_xml_models
 from aw_async.errors import DecodeError
@@ -38,7 +38,7 @@ def agree(data: bytes, into: type) -> bool:
     """The fast path declines (False), or gives what the general path gives (True)."""
     try:
         value = fast(data, into)
-    except Refused:
+    except FastPathDeclined:
         return False
     general = read_tree(data, into)  # must not raise: the fast path accepted nothing the general refuses
     assert value == general
@@ -258,7 +258,7 @@ def test_a_body_the_hardened_parser_refuses_never_reaches_a_model() -> None:
     # character reference to NUL. The fast path declines; the general path words the refusal.
     booking = CODEC.encode(PhoneChatMethod(method=1, description="x")).decode()
     for bad in (booking.replace("<Method>", "<undeclared:Method>", 1), booking.replace(">x<", ">&#0;<")):
-        with pytest.raises(Refused):
+        with pytest.raises(FastPathDeclined):
             fast(bad.encode(), PhoneChatMethod)
         with pytest.raises(DecodeError, match="malformed XML"):
             CODEC.decode(bad.encode(), PhoneChatMethod)

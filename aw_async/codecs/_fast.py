@@ -12,13 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["MODELS_MODULE", "BuilderSource", "Refused", "compile_builder"]
+__all__ = ["MODELS_MODULE", "BuilderSource", "FastPathDeclined", "compile_builder"]
 
 #: The fast paths serve the answers' models, the ones defined there (never a request, never HttpError).
 MODELS_MODULE = "aw_async.models"
 
 
-class Refused(Exception):
+class FastPathDeclined(Exception):
     """A fast path declines: the general path decides, with its own wording."""
 
 

@@ -24,18 +24,18 @@ import attrs
 from ..errors import DecodeError, EncodeError
 from ._base import DEFAULT_MAX_BODY_BYTES, body_text, check_size, is_plain_utf8
 from ._contracts import CONTRACTS, Contract, contract_for
-from ._fast import Refused
+from ._fast import FastPathDeclined
 from ._json_fast import fast_decode
 from ._scalars import (
     SURELY_IN_RANGE,
     InvalidValue,
     check_net_decimal,
-    describe,
     format_date,
     format_datetime,
     format_decimal,
     format_minutes,
     net_decimal,
+    short_repr,
 )
 from ._structure import LeafReaders, Structurer
 
@@ -46,7 +46,7 @@ T = TypeVar("T")
 
 def _read_int(value: Any, _: Any) -> int:
     if type(value) is not int:  # `type is`, not isinstance: JSON true is not the integer 1
-        raise InvalidValue(f"expected an integer, got {describe(value)}")
+        raise InvalidValue(f"expected an integer, got {short_repr(value)}")
     return value
 
 
@@ -73,12 +73,12 @@ def _read_decimal(value: Any, _: Any) -> Decimal:
         if "e" in value or "E" in value:  # Json.NET writes decimals in plain notation (docs/wire.md)
             raise InvalidValue(f"{value[:40]!r}: the server writes decimals without an exponent")
         return net_decimal(value)  # plain, but long: within .NET's range, or refused
-    raise InvalidValue(f"expected a decimal number, got {describe(value)}")
+    raise InvalidValue(f"expected a decimal number, got {short_repr(value)}")
 
 
 def _read_bool(value: Any, _: Any) -> bool:
     if type(value) is not bool:
-        raise InvalidValue(f"expected true or false, got {describe(value)}")
+        raise InvalidValue(f"expected true or false, got {short_repr(value)}")
     return value
 
 
@@ -138,7 +138,7 @@ class JsonCodec:
         if is_plain_utf8(data, charset):
             try:  # the fast path gives the general path's value, or declines (see _json_fast)
                 return fast_decode(data, into)  # type: ignore[no-any-return]
-            except Refused:
+            except FastPathDeclined:
                 pass  # the general path decides, with its own wording
         text = body_text(data, charset)
         try:

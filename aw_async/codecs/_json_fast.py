@@ -30,7 +30,7 @@ import msgspec
 
 from ..models import BookingStatus, CallMethod
 from ._contracts import CONTRACTS, Contract, Kind
-from ._fast import MODELS_MODULE, BuilderSource, Refused, compile_builder
+from ._fast import MODELS_MODULE, BuilderSource, FastPathDeclined, compile_builder
 from ._scalars import net_decimal, read_optional_datetime
 
 __all__ = ["fast_decode", "fast_models"]
@@ -58,7 +58,7 @@ def _plain_decimal(text: str) -> Decimal:
     # Raw holds one valid JSON value: one that starts like a number is a number, and it is in
     # plain notation unless it has an exponent. Anything else is the general path's to word.
     if text[0] not in _NUMBER_START or "e" in text or "E" in text:
-        raise Refused
+        raise FastPathDeclined
     return net_decimal(text)
 
 
@@ -92,7 +92,7 @@ def _plan(member_type: Any) -> tuple[Any, Reader | None]:
 
 
 @attrs.frozen
-class _whole:
+class _ReadsNone:
     """A reader that is given None too (a nested object's, a list's), not skipped for it."""
 
     read: Reader
@@ -104,7 +104,7 @@ class _Fast:
     def __init__(self, contract: Contract, fast: dict[type, _Fast]) -> None:
         self.model = contract.model
         fields: list[tuple[str, Any, Any]] = []
-        steps: list[tuple[str, str, Reader | _whole | None]] = []
+        steps: list[tuple[str, str, Reader | _ReadsNone | None]] = []
         resolved = typing.get_type_hints(contract.model)
         for member in contract.members:
             annotation = resolved[member.attribute]
@@ -118,7 +118,7 @@ class _Fast:
                 assert member.model is not None
                 item = fast[member.model]
                 fields.append((member.wire, list[item.struct] | None, None))  # type: ignore[name-defined]
-                steps.append((member.attribute, member.wire, _whole(item.build_list)))
+                steps.append((member.attribute, member.wire, _ReadsNone(item.build_list)))
                 continue
             if member.kind is not Kind.SCALAR:
                 raise TypeError(f"no fast plan for {member.wire}")
@@ -147,7 +147,9 @@ class _Fast:
         return () if wires is None else tuple(map(self.build, wires))
 
 
-def _generate_builder(model: type, plan: list[tuple[str, Reader | _whole | None]]) -> Callable[[Any], Any]:
+def _generate_builder(
+    model: type, plan: list[tuple[str, Reader | _ReadsNone | None]]
+) -> Callable[[Any], Any]:
     """A function that makes ``model`` from its struct, in the struct's field order. A reader is
     called only when the value is not None (None stays None for every optional member)."""
     source = BuilderSource(model, "wire")
@@ -157,7 +159,7 @@ def _generate_builder(model: type, plan: list[tuple[str, Reader | _whole | None]
         setter = source.setter(attribute, index)
         if reader is None:
             source.line(f"{setter}(made, values[{index}])")
-        elif isinstance(reader, _whole):  # it reads None itself: a null list is an empty one
+        elif isinstance(reader, _ReadsNone):  # it reads None itself: a null list is an empty one
             read = source.bind(f"read{index}", reader.read)
             source.line(f"{setter}(made, {read}(values[{index}]))")
         else:
@@ -195,13 +197,13 @@ def fast_models() -> dict[type, tuple[msgspec.json.Decoder[Any], _Fast]]:
 
 
 def fast_decode(data: bytes, into: type) -> Any:
-    """``into`` decoded from ``data`` (UTF-8, no BOM), or :class:`Refused`."""
+    """``into`` decoded from ``data`` (UTF-8, no BOM), or :class:`FastPathDeclined`."""
     entry = fast_models().get(into)
     if entry is None:
-        raise Refused
+        raise FastPathDeclined
     decoder, fast = entry
     try:
         return fast.build(decoder.decode(data))
     except Exception as exc:  # anything at all (msgspec's refusal, a strict reader's, the unforeseen):
         # a fast path never words an error of its own; the general path decides.
-        raise Refused from exc
+        raise FastPathDeclined from exc

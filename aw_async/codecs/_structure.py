@@ -34,11 +34,11 @@ from ..models import BookingStatus, CallMethod
 from ._contracts import CONTRACTS, Contract
 from ._scalars import (
     InvalidValue,
-    describe,
     parse_date,
     parse_datetime,
     parse_minutes,
     read_optional_datetime,
+    short_repr,
 )
 
 __all__ = ["SCALARS", "LeafReaders", "Structurer", "make_converter"]
@@ -58,7 +58,7 @@ class LeafReaders:
 
 def _read_str(value: Any, _: Any) -> str:
     if type(value) is not str:
-        raise InvalidValue(f"expected a string, got {describe(value)}")
+        raise InvalidValue(f"expected a string, got {short_repr(value)}")
     return value
 
 
@@ -66,12 +66,12 @@ def _read_optional_str(value: Any, _: Any) -> str | None:
     # One call per member on the hot path: optional strings are most of a MadeBooking.
     if value is None or type(value) is str:
         return value
-    raise InvalidValue(f"expected a string or null, got {describe(value)}")
+    raise InvalidValue(f"expected a string or null, got {short_repr(value)}")
 
 
 def _read_datetime(value: Any, _: Any) -> datetime:
     if type(value) is not str:
-        raise InvalidValue(f"expected a datetime string, got {describe(value)}")
+        raise InvalidValue(f"expected a datetime string, got {short_repr(value)}")
     return parse_datetime(value)
 
 
@@ -80,7 +80,7 @@ def _read_minutes(value: Any, _: Any) -> datetime | None:
     if value is None:
         return None
     if type(value) is not str:
-        raise InvalidValue(f"expected a datetime like 2018-01-25 14:32, got {describe(value)}")
+        raise InvalidValue(f"expected a datetime like 2018-01-25 14:32, got {short_repr(value)}")
     return parse_minutes(value)
 
 
@@ -88,7 +88,7 @@ def _read_date(value: Any, _: Any) -> date | None:
     if value is None:
         return None
     if type(value) is not str:
-        raise InvalidValue(f"expected a date like 2018-01-25, got {describe(value)}")
+        raise InvalidValue(f"expected a date like 2018-01-25, got {short_repr(value)}")
     return parse_date(value)
 
 
@@ -99,16 +99,16 @@ _METHOD_BY_VALUE: dict[int, CallMethod] = {m.value: m for m in CallMethod}
 def _read_status(value: Any, _: Any) -> BookingStatus | str:
     # A status the server adds later stays the raw string (docs/public-api.md, "Models").
     if type(value) is not str:
-        raise InvalidValue(f"expected a status string, got {describe(value)}")
+        raise InvalidValue(f"expected a status string, got {short_repr(value)}")
     return _STATUS_BY_VALUE.get(value, value)
 
 
 def _read_model_state(value: Any, _: Any) -> dict[str, list[str]]:
     if type(value) is not dict:
-        raise InvalidValue(f"expected an object of message lists, got {describe(value)}")
+        raise InvalidValue(f"expected an object of message lists, got {short_repr(value)}")
     for key, messages in value.items():
         if type(messages) is not list or any(type(m) is not str for m in messages):
-            raise InvalidValue(f"ModelState[{key!r}]: expected a list of strings, got {describe(messages)}")
+            raise InvalidValue(f"ModelState[{key!r}]: expected a list of strings, got {short_repr(messages)}")
     return value
 
 
@@ -171,14 +171,14 @@ def _register_model(converter: Converter, contract: Contract, list_hooks: dict[t
         if type(value) is not dict:
             if type(value) is list and contract.bare_list is not None:
                 return bare_list(value)
-            raise InvalidValue(f"expected a {name} object, got {describe(value)}")
+            raise InvalidValue(f"expected a {name} object, got {short_repr(value)}")
         return generated(value, model)  # type: ignore[misc]
 
     def read_optional_model(value: Any, _: Any) -> Any:
         if value is None:
             return None
         if type(value) is not dict:
-            raise InvalidValue(f"expected a {name} object or null, got {describe(value)}")
+            raise InvalidValue(f"expected a {name} object or null, got {short_repr(value)}")
         return generated(value, model)  # type: ignore[misc]
 
     def read_list(value: Any, _: Any) -> tuple[Any, ...]:
@@ -186,7 +186,7 @@ def _register_model(converter: Converter, contract: Contract, list_hooks: dict[t
         if value is None:
             return ()
         if type(value) is not list:
-            raise InvalidValue(f"expected a list of {name}, got {describe(value)}")
+            raise InvalidValue(f"expected a list of {name}, got {short_repr(value)}")
         items, errors = [], []
         for index, item in enumerate(value):
             try:

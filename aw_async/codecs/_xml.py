@@ -38,8 +38,8 @@ from ._base import (
     split_bom,
 )
 from ._contracts import CONTRACTS, SERIALIZATION_NS, XSI_NS, Contract, Kind, Member, contract_for
-from ._fast import Refused
-from ._scalars import InvalidValue, describe, parse_decimal_text, parse_int_text
+from ._fast import FastPathDeclined
+from ._scalars import InvalidValue, parse_decimal_text, parse_int_text, short_repr
 from ._structure import LeafReaders, Structurer
 from ._xml_fast import HARDENED_PARSER, fast_decode
 from ._xml_writer import PRIMITIVE_ROOTS, write_document
@@ -59,7 +59,7 @@ def _read_bool(value: Any, _: Any) -> bool:
     try:
         return _BOOLEANS[value]
     except KeyError:
-        raise InvalidValue(f"expected true or false, got {describe(value)}") from None
+        raise InvalidValue(f"expected true or false, got {short_repr(value)}") from None
 
 
 _structure = Structurer(LeafReaders(int=parse_int_text, decimal=parse_decimal_text, bool=_read_bool))
@@ -143,7 +143,7 @@ class XmlCodec:
             )
         try:  # the fast path gives the general path's value, or declines (see _xml_fast)
             return fast_decode(body, into)  # type: ignore[no-any-return]
-        except Refused:
+        except FastPathDeclined:
             pass  # the general path decides, with its own wording
         return read_tree(body, into)
 

@@ -40,7 +40,7 @@ from lxml import etree
 
 from ..models import BookingStatus, CallMethod
 from ._contracts import CONTRACTS, XSI_NS, Contract, Kind
-from ._fast import MODELS_MODULE, BuilderSource, Refused, compile_builder
+from ._fast import MODELS_MODULE, BuilderSource, FastPathDeclined, compile_builder
 from ._scalars import parse_datetime, parse_decimal_text, parse_int_text, read_optional_datetime
 
 __all__ = ["HARDENED_PARSER", "fast_decode", "fast_xml_models"]
@@ -59,7 +59,7 @@ def _bool(text: str) -> bool:
         return True
     if text == "false":
         return False
-    raise Refused  # `1` and `0` are xs:boolean too: the general path reads them
+    raise FastPathDeclined  # `1` and `0` are xs:boolean too: the general path reads them
 
 
 def _method(text: str) -> CallMethod | int:
@@ -172,7 +172,7 @@ class _ListSlot:
         while not document.startswith(close, position):
             found = expression.match(document, position)
             if found is None:
-                raise Refused
+                raise FastPathDeclined
             values = found.groups()
             items.append(build(_unescaped(values) if escaped else values, None))
             position = found.end()
@@ -192,7 +192,7 @@ class _Program:
         else:
             pattern.add(f"<{element}>")
         source = BuilderSource(contract.model, "g, lists")
-        source.bind("_Refused", Refused)
+        source.bind("_Declined", FastPathDeclined)
         pattern = self._members(pattern, source, contract, scope, lists_allowed=element is None)
         if element is None:
             pattern.add(f"{_WS}</{re.escape(contract.name)}>{_WS}\\Z")
@@ -226,12 +226,12 @@ class _Program:
                 child_scope, _ = inner.inside(pattern, nested.namespace)
                 pattern.add(">")
                 nested_source = BuilderSource(nested.model, "g, lists")
-                nested_source.bind("_Refused", Refused)
+                nested_source.bind("_Declined", FastPathDeclined)
                 pattern = self._members(pattern, nested_source, nested, child_scope, lists_allowed=False)
                 pattern.add(f"{_WS}</{name}>)")
                 build = source.bind(f"build{len(source.namespace)}", compile_builder(nested_source))
                 if not _optional(annotation):
-                    source.line(f"if g[{nil}] is not None: raise _Refused")
+                    source.line(f"if g[{nil}] is not None: raise _Declined")
                 source.line(f"{setter}(made, None if g[{nil}] is not None else {build}(g, lists))")
             elif member.kind is Kind.LIST and lists_allowed:
                 assert member.model is not None
@@ -263,7 +263,7 @@ def _read_text(
     source.line(f"value = g[{text}]")
     source.line(f'if value is None and g[{nil}] is None: value = ""')
     if required:
-        source.line("if value is None: raise _Refused")
+        source.line("if value is None: raise _Declined")
     if reader is None:
         source.line(f"{setter}(made, value)")
         return
@@ -319,7 +319,7 @@ def _unescaped(groups: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(None if value is None else _text(value) for value in groups)
 
 
-class _Approve:
+class _ValidateOnlyTarget:
     """A parser target with no callbacks: libxml2 checks the document and builds nothing."""
 
     def close(self) -> None:
@@ -346,7 +346,7 @@ def _approver() -> etree.XMLParser:
     try:
         return _local.parser  # type: ignore[no-any-return]
     except AttributeError:
-        _local.parser = etree.XMLParser(target=typing.cast(Any, _Approve()), **HARDENED_PARSER)
+        _local.parser = etree.XMLParser(target=typing.cast(Any, _ValidateOnlyTarget()), **HARDENED_PARSER)
         return _local.parser  # type: ignore[no-any-return]
 
 
@@ -376,15 +376,15 @@ def fast_xml_models() -> dict[type, _Program]:
 
 def fast_decode(body: bytes, into: type) -> Any:
     """``into`` read from ``body`` (UTF-8, with no DOCTYPE or entity declaration), or
-    :class:`Refused`."""
+    :class:`FastPathDeclined`."""
     program = fast_xml_models().get(into)
     if program is None:
-        raise Refused
+        raise FastPathDeclined
     try:
         etree.fromstring(body, _approver())
         document = body.decode("utf-8")
     except (etree.XMLSyntaxError, UnicodeDecodeError) as exc:
-        raise Refused from exc  # the general path parses again, and words the error
+        raise FastPathDeclined from exc  # the general path parses again, and words the error
     escaped = "&" in document or "\r" in document
     position, lists = 0, []
     groups: tuple[Any, ...] = ()
@@ -392,7 +392,7 @@ def fast_decode(body: bytes, into: type) -> Any:
         for expression, slot in program.segments:
             found = expression.match(document, position)
             if found is None:
-                raise Refused
+                raise FastPathDeclined
             values = found.groups()
             groups += _unescaped(values) if escaped else values
             position = found.end()
@@ -400,7 +400,7 @@ def fast_decode(body: bytes, into: type) -> Any:
                 items, position = slot.read(document, position, groups, escaped)
                 lists.append(items)
         return program.build(groups, lists)
-    except Refused:
+    except FastPathDeclined:
         raise
     except Exception as exc:  # a strict reader's refusal, or the unforeseen: never an error of our own
-        raise Refused from exc
+        raise FastPathDeclined from exc
