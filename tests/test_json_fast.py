@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from aw_async.codecs import JsonCodec
 from aw_async.codecs._fast import FastPathDeclined
-from aw_async.codecs._json import _parse, _structure
+from aw_async.codecs._json import _parse
 from aw_async.codecs._json_fast import fast_decode, fast_models
+from aw_async.codecs._structure import JSON_STRUCTURER
 from aw_async.errors import DecodeError
 from aw_async.models import MadeBooking, MadeBookingsPage, UserBookingRequirements
 
@@ -30,7 +31,7 @@ SERVED = list(answer_values)
 
 def general(data: bytes, into: type) -> Any:
     """The general path alone: parse, then type with cattrs."""
-    return _structure(_parse(data.decode("utf-8")), into)
+    return JSON_STRUCTURER(_parse(data.decode("utf-8")), into)
 
 
 def agree(data: bytes, into: type) -> None:

@@ -26,67 +26,34 @@ from ._base import DEFAULT_MAX_BODY_BYTES, body_text, check_size, is_plain_utf8
 from ._contracts import CONTRACTS, Contract, contract_for
 from ._fast import FastPathDeclined
 from ._json_fast import fast_decode
+from ._readers import UnusualNumber
 from ._scalars import (
     SURELY_IN_RANGE,
     InvalidValue,
-    check_net_decimal,
     format_date,
     format_datetime,
     format_decimal,
     format_minutes,
-    net_decimal,
-    short_repr,
 )
-from ._structure import LeafReaders, Structurer
+from ._structure import JSON_STRUCTURER
 
 __all__ = ["JsonCodec"]
 
 T = TypeVar("T")
 
 
-def _read_int(value: Any, _: Any) -> int:
-    if type(value) is not int:  # `type is`, not isinstance: JSON true is not the integer 1
-        raise InvalidValue(f"expected an integer, got {short_repr(value)}")
-    return value
-
-
-class _UnusualNumber(str):
-    """A JSON number .NET's decimal never writes (an exponent, more digits than it holds), kept as
-    its text: refused only if a decimal member reads it, so that an unknown member holding one (a
-    double the server adds later) does not make the whole document unreadable."""
-
-
-def _parse_number_with_fraction(text: str) -> Decimal | _UnusualNumber:
+def _parse_number_with_fraction(text: str) -> Decimal | UnusualNumber:
     """A JSON number with a fraction or an exponent, as the exact decimal it spells (never through
-    ``float``); an unusual one stays text (see :class:`_UnusualNumber`)."""
+    ``float``); an unusual one stays text (see :class:`~._readers.UnusualNumber`)."""
     if len(text) <= SURELY_IN_RANGE and "e" not in text and "E" not in text:
         return Decimal(text)
-    return _UnusualNumber(text)
-
-
-def _read_decimal(value: Any, _: Any) -> Decimal:
-    if type(value) is Decimal:
-        return value
-    if type(value) is int:  # the vendor's samples write `"Credits": 8` (docs/wire.md)
-        return check_net_decimal(Decimal(value))
-    if type(value) is _UnusualNumber:
-        if "e" in value or "E" in value:  # Json.NET writes decimals in plain notation (docs/wire.md)
-            raise InvalidValue(f"{value[:40]!r}: the server writes decimals without an exponent")
-        return net_decimal(value)  # plain, but long: within .NET's range, or refused
-    raise InvalidValue(f"expected a decimal number, got {short_repr(value)}")
-
-
-def _read_bool(value: Any, _: Any) -> bool:
-    if type(value) is not bool:
-        raise InvalidValue(f"expected true or false, got {short_repr(value)}")
-    return value
+    return UnusualNumber(text)
 
 
 def _refuse_constant(name: str) -> object:
     raise InvalidValue(f"{name} is not a JSON number")
 
 
-_structure = Structurer(LeafReaders(int=_read_int, decimal=_read_decimal, bool=_read_bool))
 # Built once: json.loads with keyword arguments would build a new decoder on every call.
 _decoder = json.JSONDecoder(parse_float=_parse_number_with_fraction, parse_constant=_refuse_constant)
 _scan_once = _decoder.scan_once  # type: ignore[attr-defined]  # set in JSONDecoder.__init__
@@ -155,7 +122,7 @@ class JsonCodec:
             raise DecodeError(f"malformed JSON: {exc}") from exc
         except RecursionError as exc:
             raise DecodeError("malformed JSON: nested too deeply") from exc
-        return _structure(value, into)
+        return JSON_STRUCTURER(value, into)
 
     def encode(self, value: object) -> bytes:
         """Encode a model or scalar as Json.NET would.

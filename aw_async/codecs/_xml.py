@@ -5,8 +5,9 @@ Reading (docs/wire.md, "XML"):
 - The encoding comes from a BOM, else the ``Content-Type`` charset, else the XML declaration, else
   UTF-8. Whatever it is, the body is handed to lxml as UTF-8, so one byte scan can refuse every
   DOCTYPE and entity declaration before any parsing happens (Web API never writes one).
-- The parser is hardened as well: no DTD, no entity expansion, no network, no recovery, no huge
-  trees (libxml2 then refuses nesting deeper than 256 levels).
+- The parser is hardened as well (:mod:`._xml_parser`, whose settings both paths use): no DTD, no
+  entity expansion, no network, no recovery, no huge trees (libxml2 then refuses nesting deeper
+  than 256 levels).
 - Comments and processing instructions between members are skipped; inside a value they make it
   mixed content, which is an error (Web API writes neither).
 - Elements are matched by namespace URI and local name (lxml's ``{uri}local``), never by prefix;
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 from typing import Any, TypeVar
 
 import attrs
@@ -39,9 +39,10 @@ from ._base import (
 )
 from ._contracts import CONTRACTS, SERIALIZATION_NS, XSI_NS, Contract, Kind, Member, contract_for
 from ._fast import FastPathDeclined
-from ._scalars import InvalidValue, parse_decimal_text, parse_int_text, short_repr
-from ._structure import LeafReaders, Structurer
-from ._xml_fast import HARDENED_PARSER, fast_decode
+from ._scalars import InvalidValue
+from ._structure import TEXT_STRUCTURER
+from ._xml_fast import fast_decode
+from ._xml_parser import tree_parser
 from ._xml_writer import PRIMITIVE_ROOTS, write_document
 
 __all__ = ["XmlCodec"]
@@ -51,37 +52,10 @@ T = TypeVar("T")
 _XSI_NIL = f"{{{XSI_NS}}}nil"
 _NIL_TRUE = frozenset(("true", "1"))  # xs:boolean's two spellings of true
 
-
-_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
-
-
-def _read_bool(value: Any, _: Any) -> bool:
-    try:
-        return _BOOLEANS[value]
-    except KeyError:
-        raise InvalidValue(f"expected true or false, got {short_repr(value)}") from None
-
-
-_structure = Structurer(LeafReaders(int=parse_int_text, decimal=parse_decimal_text, bool=_read_bool))
-#: The typing step for values that are text (an XML element's, a query parameter's).
-structure_text = _structure
-
 _DECLARED_ENCODING = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z][A-Za-z0-9._-]*)[\"']")
 # One search: it is twice as fast as two `in` tests, since '<' is everywhere in XML.
 _FORBIDDEN = re.compile(rb"<!(DOCTYPE|ENTITY)")
 _SNIFFED = (b"<?xml", b"<\x00")  # a declaration to read, or UTF-16LE without a BOM
-_local = threading.local()
-
-
-def _parser() -> etree.XMLParser:
-    # lxml: sharing a parser between threads is safe but slow; one per thread is the advice.
-    try:
-        return _local.parser  # type: ignore[no-any-return]
-    except AttributeError:
-        # Comments and processing instructions are left in the tree (removing them costs libxml2
-        # 10% of its time) and skipped by the walk: their tag is not a string, so no member.
-        _local.parser = etree.XMLParser(**HARDENED_PARSER)
-        return _local.parser  # type: ignore[no-any-return]
 
 
 def _utf8_body(data: bytes, charset: str | None) -> bytes:
@@ -163,7 +137,7 @@ def read_tree(body: bytes, into: type[T]) -> T:
     """The general path: ``body`` (UTF-8, already screened) parsed into a tree, walked into plain
     values, then typed by the converter."""
     try:
-        root = etree.fromstring(body, _parser())
+        root = etree.fromstring(body, tree_parser())
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
         raise DecodeError(
@@ -171,17 +145,17 @@ def read_tree(body: bytes, into: type[T]) -> T:
         ) from exc
     primitive = PRIMITIVE_ROOTS.get(into)
     if primitive is not None:
-        return _structure(_read_primitive(root, primitive), into)
+        return TEXT_STRUCTURER(_read_primitive(root, primitive), into)
     contract = contract_for(into)
     if contract.bare_list is not None:
         item = contract_for(contract.by_attribute[contract.bare_list].model)  # type: ignore[arg-type]
         if _is_bare_list_of(root.tag, item):
-            return _structure(_read_items(root, item, ""), into)
+            return TEXT_STRUCTURER(_read_items(root, item, ""), into)
     if root.tag != contract.clark and not contract.inferred:  # an inferred root's name is unknown
         raise DecodeError(
             f"expected root element {_describe_tag(contract.clark)}, found {_describe_tag(root.tag)}"
         )
-    return _structure(_read_object(root, contract, ""), into)
+    return TEXT_STRUCTURER(_read_object(root, contract, ""), into)
 
 
 def _describe_tag(tag: str) -> str:
