@@ -46,6 +46,7 @@ __all__ = [
     "declined",
     "fast_path_declines",
     "served_contracts",
+    "switch_setting",
     "switched_off",
     "wrapped",
 ]
@@ -56,8 +57,15 @@ FastDecode = Callable[[bytes, type], Any]
 """A fast path's entry point: ``(body, into) -> value``, or :class:`FastPathDeclined`."""
 
 _OFF = frozenset(("0", "false", "off", "no"))
+
+
+def switch_setting(value: str | None) -> bool:
+    """Whether ``AW_ASYNC_FAST_PATHS=value`` leaves the fast paths on (unset: on)."""
+    return value is None or value.strip().lower() not in _OFF
+
+
 #: False when ``AW_ASYNC_FAST_PATHS`` turned the fast paths off at import.
-FAST_PATHS_ON = os.environ.get("AW_ASYNC_FAST_PATHS", "1").strip().lower() not in _OFF
+FAST_PATHS_ON = switch_setting(os.environ.get("AW_ASYNC_FAST_PATHS"))
 
 
 class FastPathDeclined(Exception):

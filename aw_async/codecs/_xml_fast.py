@@ -171,7 +171,7 @@ class _Program:
             pattern.add(rf"(?:<\?xml [^>]*\?>)?{_WS}<{re.escape(contract.name)}")
             pattern.add(f' xmlns:i="{re.escape(XSI_NS)}" xmlns="{re.escape(contract.namespace)}">')
         else:
-            title = f"XML builder of {contract.model.__name__} as a list's item"
+            title = f"XML builder of {contract.model.__name__} in a list"
             pattern.add(f"<{element}>")
         source = BuilderSource(title, contract.model, "groups, lists")
         names: list[str] = []
@@ -226,9 +226,7 @@ class _Program:
                 pattern.add("|")
                 child_scope, _ = inner.inside(pattern, nested.namespace, f"{group}_prefix")
                 pattern.add(">")
-                nested_source = BuilderSource(
-                    f"XML builder of {nested.model.__name__} in {contract.model.__name__}", nested.model, ""
-                )
+                nested_source = BuilderSource(f"{source.title}, its {attribute}", nested.model, "")
                 first = len(pattern.names)
                 pattern = self._members(
                     pattern, nested_source, nested, child_scope, f"{group}__", names, None
