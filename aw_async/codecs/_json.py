@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ..errors import DecodeError, EncodeError
+from ..models import ErrorBody
 from ._base import DEFAULT_MAX_BODY_BYTES, body_text, check_size, is_plain_utf8
 from ._contracts import CONTRACTS, Contract, contract_for
 from ._fast import FastPathDeclined
@@ -139,6 +140,8 @@ class JsonCodec:
 def _write(value: object) -> str:
     contract = CONTRACTS.get(type(value))
     if contract is not None:  # a model: a request body, the most frequent call by far
+        if type(value) is ErrorBody:
+            return _write_error_body(value, contract)
         return _write_object(value, contract)
     # Order matters: bool is an int, and the enums are str and int.
     if value is None:
@@ -170,8 +173,17 @@ def _write_object(value: object, contract: Contract) -> str:
     parts = []
     for member in contract.members:
         item = getattr(value, member.attribute)
-        if contract.http_error and (item is None or item == {}):
-            continue  # HttpError writes only the keys it has (docs/api.md, "Error bodies")
         text = f'"{format_minutes(item)}"' if member.minutes and item is not None else _write(item)
         parts.append(f'"{member.wire}":{text}')
+    return "{" + ",".join(parts) + "}"
+
+
+def _write_error_body(value: ErrorBody, contract: Contract) -> str:
+    """ASP.NET's ``HttpError``, a dictionary: only the keys it has, in its order (docs/api.md,
+    "Error bodies"). It is read like any model: absent and null are None either way."""
+    parts = []
+    for member in contract.members:
+        item = getattr(value, member.attribute)
+        if item is not None and item != {}:
+            parts.append(f'"{member.wire}":{_write(item)}')
     return "{" + ",".join(parts) + "}"

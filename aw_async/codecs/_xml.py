@@ -29,6 +29,7 @@ import attrs
 from lxml import etree
 
 from ..errors import DecodeError, EncodeError
+from ..models import ErrorBody
 from ._base import (
     DEFAULT_MAX_BODY_BYTES,
     check_size,
@@ -155,6 +156,8 @@ def read_tree(body: bytes, into: type[T]) -> T:
         raise DecodeError(
             f"expected root element {_describe_tag(contract.clark)}, found {_describe_tag(root.tag)}"
         )
+    if into is ErrorBody:
+        return TEXT_STRUCTURER(_read_error(root, contract, ""), into)
     return TEXT_STRUCTURER(_read_object(root, contract, ""), into)
 
 
@@ -196,7 +199,7 @@ def _read_object(element: Any, contract: Contract, path: str) -> dict[str, Any]:
             matched += 1
             text = child.text
             if text is None:
-                text = _empty_or_nil(child, contract, _where(path, wire))
+                text = None if child.get(_XSI_NIL) in _NIL_TRUE else _empty(child, _where(path, wire))
             elif len(child):
                 raise _mixed_content(_where(path, wire))
             values[wire] = text
@@ -211,15 +214,9 @@ def _read_object(element: Any, contract: Contract, path: str) -> dict[str, Any]:
         elif member.kind is Kind.OBJECT:
             assert member.model is not None
             values[wire] = _read_object(child, contract_for(member.model), _where(path, wire))
-        elif member.kind is Kind.LIST:
+        else:  # Kind.LIST; a map is HttpError's alone (_read_error)
             assert member.model is not None
             values[wire] = _read_items(child, contract_for(member.model), _where(path, wire))
-        else:  # Kind.MAP, HttpError.ModelState: <request.BookingID>message message</request.BookingID>
-            values[wire] = {
-                entry.tag.rpartition("}")[2]: [entry.text or ""]
-                for entry in child
-                if isinstance(entry.tag, str)
-            }
     if matched != len(values):
         _raise_duplicate(element, contract, path)
     return values
@@ -272,13 +269,43 @@ def _inferred_lookup(contract: Contract, namespace: str) -> tuple[dict[str, str]
     )
 
 
-def _empty_or_nil(child: Any, contract: Contract, where: str) -> str | None:
-    """A text member with no text: nil, empty (the empty string), or elements where text belongs."""
-    if child.get(_XSI_NIL) in _NIL_TRUE:
-        return None
+def _empty(child: Any, where: str) -> str:
+    """A text member with no text and no ``i:nil``: the empty string, unless it holds elements."""
     if len(child):
         raise _mixed_content(where)
-    return None if contract.http_error else ""  # HttpError writes null as an empty element
+    return ""
+
+
+def _read_error(element: Any, contract: Contract, path: str) -> dict[str, Any]:
+    """ASP.NET's ``HttpError``, a dictionary rather than a data contract (docs/api.md, "Error
+    bodies"): members in no namespace, an empty element for null, ``InnerException`` another one,
+    and ``ModelState`` one element per key, named by it (``<request.BookingID>``)."""
+    text = element.text
+    if text is not None and not text.isspace():
+        raise DecodeError(f"{path or contract.name}: expected member elements, found text", path=path or None)
+    values: dict[str, Any] = {}
+    for child in element:
+        member = contract.by_clark.get(child.tag)
+        if member is None:
+            continue  # an unknown member, a comment or a PI
+        wire, where = member.wire, _where(path, member.wire)
+        if wire in values:
+            raise DecodeError(f"{where}: the element appears twice", path=where)
+        if member.kind is Kind.SCALAR:
+            if len(child) and (child.text is not None or child.get(_XSI_NIL) not in _NIL_TRUE):
+                raise _mixed_content(where)
+            values[wire] = child.text  # None for an empty element too: HttpError writes null so
+        elif child.get(_XSI_NIL) in _NIL_TRUE:
+            values[wire] = None
+        elif member.kind is Kind.OBJECT:
+            values[wire] = _read_error(child, contract, where)
+        else:  # Kind.MAP
+            values[wire] = {
+                entry.tag.rpartition("}")[2]: [entry.text or ""]
+                for entry in child
+                if isinstance(entry.tag, str)
+            }
+    return values
 
 
 def _mixed_content(where: str) -> DecodeError:
