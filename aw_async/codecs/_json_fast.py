@@ -37,7 +37,6 @@ from ._fast import (
     FAST_PATHS_ON,
     BuilderSource,
     FastDecode,
-    FastPathDeclined,
     compile_builder,
     declined,
     served_contracts,
@@ -216,8 +215,6 @@ def _fast_decode(data: bytes, into: type) -> Any:
         raise declined("json", "msgspec refused the document", into) from exc
     except InvalidValue as exc:
         raise declined("json", "a strict reader refused a value", into) from exc
-    except FastPathDeclined as exc:
-        raise declined("json", exc.reason, into) from exc
     except Exception as exc:  # the unforeseen: a fast path never words an error of its own
         raise declined("json", f"unexpected {type(exc).__name__}", into, unexpected=True) from exc
 

@@ -4,8 +4,9 @@ expressions built from the contracts, after the hardened parser has approved the
 It is a shortcut, never a second opinion (docs/design.md, "Fast paths"), like :mod:`._json_fast`:
 
 - **Security first.** Every body it reads has been accepted by a hardened lxml parser (the same
-  options as the general path's) before anything is matched. That parser builds no tree: its target
-  has no callbacks, so libxml2 only checks the document, which costs about 60% of building one.
+  options as the general path's, from :mod:`._xml_parser`) before anything is matched. That parser
+  builds no tree: its target has no callbacks, so libxml2 only checks the document, which costs
+  about 60% of building one.
 - **Only the usual layout.** A document is read here only when it is exactly what the server writes
   (docs/wire.md, "XML"): the root with ``xmlns:i`` and its default namespace; every member present,
   in DataContractSerializer's order, with nothing else between them but whitespace; a nested object
@@ -15,9 +16,12 @@ It is a shortcut, never a second opinion (docs/design.md, "Fast paths"), like :m
   the general path would find it in. Anything else (comments, CDATA, an unknown or missing member,
   another order, a prefix spelled otherwise, ``i:nil="1"``) is declined, and the general path
   decides, with its own wording, field path and count of problems.
-- **The general path's values.** Text is read with the same strict readers, after the same line-end
-  normalisation and references the parser applies. ``tests/test_xml_fast.py`` holds the two paths to
-  the same ``==`` and ``repr``, with hypothesis.
+- **The general path's values.** Text is read with the same strict readers (each member type's row
+  in :mod:`._readers`), after the same line-end normalisation and references the parser applies.
+  ``tests/test_xml_fast.py`` holds the two paths to the same ``==`` and ``repr``, with hypothesis.
+- **Names, not numbers.** Every group an expression captures is named after its member
+  (``credits``, ``credits_nil``, ``candidate__user_id``), and a builder unpacks ``Match.groups()``
+  into locals of those names: no group index is counted by hand.
 
 Lists are read one item at a time with an expression of the item's (a page's hundred bookings in one
 expression would be a lazy scan of the whole body); the fast path serves a contract whose lists are
