@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 from aw_async.codecs import JsonCodec
 from aw_async.codecs._fast import FastPathDeclined
 from aw_async.codecs._json import _parse
-from aw_async.codecs._json_fast import fast_decode, fast_models
+from aw_async.codecs._json_fast import _holds_a_long_run_of_digits, fast_decode, fast_models
 from aw_async.codecs._structure import JSON_STRUCTURER
 from aw_async.errors import DecodeError
 from aw_async.models import MadeBooking, MadeBookingsPage, PhoneChatMethod, UserBookingRequirements
@@ -262,3 +263,16 @@ def test_bytes_that_are_not_utf8_in_an_unknown_member_are_the_general_paths_to_r
 def test_text_that_is_utf8_but_not_ascii_is_served_by_the_fast_path() -> None:
     data = _BOOKING % (b"1.0", ',"Comments":"caf\u00e9 \u2615"'.encode())
     assert fast_decode(data, MadeBooking).comments == "café ☕"
+
+
+@given(
+    data=st.lists(st.sampled_from([b"7", b"7", b"7", b",", b"a"]), max_size=200).map(b"".join),
+    limit=st.integers(1, 40),
+)
+def test_the_long_integer_check_finds_every_run_past_the_limit(data: bytes, limit: int) -> None:
+    longest = max((len(run) for run in re.findall(rb"[0-9]+", data)), default=0)
+    found = _holds_a_long_run_of_digits(data, limit)
+    if longest > limit:
+        assert found  # never misses one: the general path would refuse the document
+    if found:
+        assert longest > limit // 2  # and declines only for a run of more than half the limit

@@ -172,17 +172,15 @@ def fast_models() -> dict[type, tuple[msgspec.json.Decoder[Any], _FastModel]]:
 _DIGITS_AS_ONES = bytes(0x31 if 0x30 <= byte <= 0x39 else 0x30 for byte in range(256))
 
 
-def _may_hold_too_long_an_integer(data: bytes) -> bool:
-    """False when ``data`` surely holds no integer the general path's parser refuses as longer than
-    ``sys.get_int_max_str_digits()``; True when it holds a run of more than half that many digits.
+def _holds_a_long_run_of_digits(data: bytes, limit: int) -> bool:
+    """False when ``data`` surely holds no run of more than ``limit`` digits (an integer the general
+    path's parser refuses, when ``limit`` is ``sys.get_int_max_str_digits()``); True when it holds a
+    run of more than half as many.
 
     Any run of ``limit + 1`` digits covers two samples taken ``step`` bytes apart (``2 * step <=
     limit + 1``), so only between two samples that are both digits can one be: the usual body has a
     few such pairs, each refuted at its first non-digit.
     """
-    limit = sys.get_int_max_str_digits()
-    if not limit or len(data) <= limit:
-        return False
     step = (limit + 1) // 2
     marks = data[::step].translate(_DIGITS_AS_ONES)
     pair = marks.find(b"11")
@@ -192,6 +190,9 @@ def _may_hold_too_long_an_integer(data: bytes) -> bool:
             return True
         pair = marks.find(b"11", pair + 1)
     return False
+
+
+_int_max_str_digits = sys.get_int_max_str_digits  # read at each decode: a program may change it
 
 
 def _fast_decode(data: bytes, into: type) -> Any:
@@ -204,7 +205,8 @@ def _fast_decode(data: bytes, into: type) -> Any:
             data.decode("utf-8")
         except UnicodeDecodeError:
             raise declined("json", "the body is not valid UTF-8", into) from None
-    if _may_hold_too_long_an_integer(data):
+    limit = _int_max_str_digits()  # 0: no limit
+    if limit and len(data) > limit and _holds_a_long_run_of_digits(data, limit):
         raise declined("json", "a run of digits near Python's int-from-text limit", into)
     decoder, fast = entry
     try:
