@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from aw_async.codecs import JsonCodec
+from aw_async.codecs import JsonCodec, fast_path_declines
 from aw_async.codecs._fast import FastPathDeclined
 from aw_async.codecs._json import _parse
 from aw_async.codecs._json_fast import _holds_a_long_run_of_digits, fast_decode, fast_models
@@ -170,8 +170,11 @@ def _refusal(data: bytes, into: type) -> str | None:
 @settings(suppress_health_check=[HealthCheck.too_slow])
 def test_mutated_documents_agree_and_refusals_are_the_general_paths(case: tuple[bytes, type]) -> None:
     data, into = case
+    fast_path_declines(reset=True)
     with contextlib.suppress(DecodeError, ValueError):  # the general path refuses: checked next
         agree(data, into)
+    # Every decline has a reason the fast path foresaw: none is an error of its own.
+    assert not any(reason.startswith("unexpected") for reason in fast_path_declines()["json"])
     refusal = _refusal(data, into)
     try:
         general_refusal = None
@@ -189,8 +192,10 @@ def test_mutated_documents_agree_and_refusals_are_the_general_paths(case: tuple[
 @settings(max_examples=20_000, suppress_health_check=[HealthCheck.too_slow])
 def test_mutated_documents_agree_at_length(case: tuple[bytes, type]) -> None:
     data, into = case
+    fast_path_declines(reset=True)
     with contextlib.suppress(DecodeError, ValueError):
         agree(data, into)
+    assert not any(reason.startswith("unexpected") for reason in fast_path_declines()["json"])
 
 
 def test_a_refusal_keeps_the_general_paths_wording() -> None:
