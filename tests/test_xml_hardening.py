@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from aw_async.codecs import XmlCodec, _xml
+from aw_async.codecs import XmlCodec
+from aw_async.codecs._xml_parser import tree_parser
 from aw_async.errors import DecodeError
 from aw_async.models import ErrorBody, MadeBooking
 
@@ -124,7 +125,7 @@ def test_an_entity_declaration_outside_a_doctype_is_refused() -> None:
 
 def test_the_parser_reads_no_file(secret_file: Path) -> None:
     try:
-        root = etree.fromstring(xxe_file(secret_file), _xml._parser())
+        root = etree.fromstring(xxe_file(secret_file), tree_parser())
     except etree.XMLSyntaxError:
         return
     assert SECRET not in etree.tostring(root).decode()
@@ -144,7 +145,7 @@ def test_the_parser_opens_no_connection(listener: socket.socket) -> None:
     _parse_quietly(body, etree.XMLParser(load_dtd=True, no_network=False))
     if connections(listener) == 0:
         pytest.skip("this libxml2 has no network client, so no parser here can open a connection")
-    _parse_quietly(body, _xml._parser())
+    _parse_quietly(body, tree_parser())
     assert connections(listener) == 0
 
 
@@ -153,7 +154,7 @@ def test_the_parser_expands_no_entity() -> None:
     permissive = _parse_quietly(body, etree.XMLParser(resolve_entities=True))
     assert permissive is not None  # the control: a permissive parser does expand it
     assert permissive.findtext("Message") == "expanded"
-    root = _parse_quietly(body, _xml._parser())
+    root = _parse_quietly(body, tree_parser())
     assert root is None or "expanded" not in etree.tostring(root).decode()
 
 

@@ -22,71 +22,39 @@ from typing import Any, TypeVar
 import attrs
 
 from ..errors import DecodeError, EncodeError
+from ..models import ErrorBody
 from ._base import DEFAULT_MAX_BODY_BYTES, body_text, check_size, is_plain_utf8
 from ._contracts import CONTRACTS, Contract, contract_for
-from ._fast import Refused
+from ._fast import FastPathDeclined
 from ._json_fast import fast_decode
+from ._readers import UnusualNumber
 from ._scalars import (
     SURELY_IN_RANGE,
     InvalidValue,
-    check_net_decimal,
-    describe,
     format_date,
     format_datetime,
     format_decimal,
     format_minutes,
-    net_decimal,
 )
-from ._structure import LeafReaders, Structurer
+from ._structure import JSON_STRUCTURER
 
 __all__ = ["JsonCodec"]
 
 T = TypeVar("T")
 
 
-def _read_int(value: Any, _: Any) -> int:
-    if type(value) is not int:  # `type is`, not isinstance: JSON true is not the integer 1
-        raise InvalidValue(f"expected an integer, got {describe(value)}")
-    return value
-
-
-class _UnusualNumber(str):
-    """A JSON number .NET's decimal never writes (an exponent, more digits than it holds), kept as
-    its text: refused only if a decimal member reads it, so that an unknown member holding one (a
-    double the server adds later) does not make the whole document unreadable."""
-
-
-def _parse_number_with_fraction(text: str) -> Decimal | _UnusualNumber:
+def _parse_number_with_fraction(text: str) -> Decimal | UnusualNumber:
     """A JSON number with a fraction or an exponent, as the exact decimal it spells (never through
-    ``float``); an unusual one stays text (see :class:`_UnusualNumber`)."""
+    ``float``); an unusual one stays text (see :class:`~._readers.UnusualNumber`)."""
     if len(text) <= SURELY_IN_RANGE and "e" not in text and "E" not in text:
         return Decimal(text)
-    return _UnusualNumber(text)
-
-
-def _read_decimal(value: Any, _: Any) -> Decimal:
-    if type(value) is Decimal:
-        return value
-    if type(value) is int:  # the vendor's samples write `"Credits": 8` (docs/wire.md)
-        return check_net_decimal(Decimal(value))
-    if type(value) is _UnusualNumber:
-        if "e" in value or "E" in value:  # Json.NET writes decimals in plain notation (docs/wire.md)
-            raise InvalidValue(f"{value[:40]!r}: the server writes decimals without an exponent")
-        return net_decimal(value)  # plain, but long: within .NET's range, or refused
-    raise InvalidValue(f"expected a decimal number, got {describe(value)}")
-
-
-def _read_bool(value: Any, _: Any) -> bool:
-    if type(value) is not bool:
-        raise InvalidValue(f"expected true or false, got {describe(value)}")
-    return value
+    return UnusualNumber(text)
 
 
 def _refuse_constant(name: str) -> object:
     raise InvalidValue(f"{name} is not a JSON number")
 
 
-_structure = Structurer(LeafReaders(int=_read_int, decimal=_read_decimal, bool=_read_bool))
 # Built once: json.loads with keyword arguments would build a new decoder on every call.
 _decoder = json.JSONDecoder(parse_float=_parse_number_with_fraction, parse_constant=_refuse_constant)
 _scan_once = _decoder.scan_once  # type: ignore[attr-defined]  # set in JSONDecoder.__init__
@@ -138,7 +106,7 @@ class JsonCodec:
         if is_plain_utf8(data, charset):
             try:  # the fast path gives the general path's value, or declines (see _json_fast)
                 return fast_decode(data, into)  # type: ignore[no-any-return]
-            except Refused:
+            except FastPathDeclined:
                 pass  # the general path decides, with its own wording
         text = body_text(data, charset)
         try:
@@ -155,7 +123,7 @@ class JsonCodec:
             raise DecodeError(f"malformed JSON: {exc}") from exc
         except RecursionError as exc:
             raise DecodeError("malformed JSON: nested too deeply") from exc
-        return _structure(value, into)
+        return JSON_STRUCTURER(value, into)
 
     def encode(self, value: object) -> bytes:
         """Encode a model or scalar as Json.NET would.
@@ -172,6 +140,8 @@ class JsonCodec:
 def _write(value: object) -> str:
     contract = CONTRACTS.get(type(value))
     if contract is not None:  # a model: a request body, the most frequent call by far
+        if type(value) is ErrorBody:
+            return _write_error_body(value, contract)
         return _write_object(value, contract)
     # Order matters: bool is an int, and the enums are str and int.
     if value is None:
@@ -203,8 +173,17 @@ def _write_object(value: object, contract: Contract) -> str:
     parts = []
     for member in contract.members:
         item = getattr(value, member.attribute)
-        if contract.http_error and (item is None or item == {}):
-            continue  # HttpError writes only the keys it has (docs/api.md, "Error bodies")
         text = f'"{format_minutes(item)}"' if member.minutes and item is not None else _write(item)
         parts.append(f'"{member.wire}":{text}')
+    return "{" + ",".join(parts) + "}"
+
+
+def _write_error_body(value: ErrorBody, contract: Contract) -> str:
+    """ASP.NET's ``HttpError``, a dictionary: only the keys it has, in its order (docs/api.md,
+    "Error bodies"). It is read like any model: absent and null are None either way."""
+    parts = []
+    for member in contract.members:
+        item = getattr(value, member.attribute)
+        if item is not None and item != {}:
+            parts.append(f'"{member.wire}":{_write(item)}')
     return "{" + ",".join(parts) + "}"

@@ -3,9 +3,9 @@
 A GET's parameters are a request model (``MadeBookingsQuery``) whose contract names them, exactly
 as a POST's JSON body is: :func:`encode_query` writes the wire names and text values (dates as
 ``YYYY-MM-DD``, request datetimes as ``YYYY-MM-DD HH:MM``, enums by value), leaving out None.
-:func:`decode_query` reads them back into the model with the same typing step the XML codec uses
-(a query value is text, like an XML element's), so the sandbox reads what the client writes by the
-same declarations.
+:func:`decode_query` reads them back into the model with the typing step for text, the one the
+XML codec uses (a query value is text, like an XML element's), so the sandbox reads what the client
+writes by the same declarations.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import TypeVar
 from ..errors import EncodeError
 from ._contracts import contract_for
 from ._scalars import InvalidValue, format_minutes, scalar_text
-from ._xml import structure_text
+from ._structure import TEXT_STRUCTURER
 
 __all__ = ["decode_query", "encode_query"]
 
@@ -55,4 +55,4 @@ def decode_query(params: Mapping[str, str], into: type[T]) -> T:
         for member in contract_for(into).members
         if member.wire.lower() in by_lower
     }
-    return structure_text(values, into)  # the XML codec's typing step: it reads text values
+    return TEXT_STRUCTURER(values, into)  # the typing step for text, as the XML codec's

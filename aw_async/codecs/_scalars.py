@@ -21,7 +21,6 @@ __all__ = [
     "SURELY_IN_RANGE",
     "InvalidValue",
     "check_net_decimal",
-    "describe",
     "format_date",
     "format_datetime",
     "format_decimal",
@@ -34,6 +33,7 @@ __all__ = [
     "parse_minutes",
     "read_optional_datetime",
     "scalar_text",
+    "short_repr",
 ]
 
 
@@ -41,7 +41,7 @@ class InvalidValue(ValueError):
     """A wire value that is not of the expected form; the message says what was expected."""
 
 
-def describe(value: object) -> str:
+def short_repr(value: object) -> str:
     """A short, safe rendering of a wire value for an error message."""
     text = repr(value)
     if len(text) > 60:
@@ -81,7 +81,7 @@ def read_optional_datetime(text: Any, _: object = None) -> datetime | None:
     try:
         value = _fromisoformat(text)
     except TypeError as exc:
-        raise InvalidValue(f"expected a datetime string, got {describe(text)}") from exc
+        raise InvalidValue(f"expected a datetime string, got {short_repr(text)}") from exc
     except ValueError as exc:
         if _DATETIME_SHAPE.fullmatch(text) is not None:  # the shape is right, the calendar is not
             raise InvalidValue(f"impossible datetime {text!r}: {exc}") from exc
@@ -116,7 +116,7 @@ def _aware(text: str, value: datetime, shape: str) -> datetime:
 
 
 def _not_a_datetime(text: str) -> InvalidValue:
-    return InvalidValue(f"expected a datetime like 2018-01-25T14:32:12.456, got {describe(text)}")
+    return InvalidValue(f"expected a datetime like 2018-01-25T14:32:12.456, got {short_repr(text)}")
 
 
 def format_datetime(value: datetime) -> str:
@@ -183,7 +183,7 @@ def check_net_decimal(value: Decimal) -> Decimal:
 def parse_decimal_text(text: str, _: object = None) -> Decimal:
     """Read a DataContract ``decimal``: optional minus, digits, optional fraction. Scale is kept."""
     if type(text) is not str or _DECIMAL_TEXT.fullmatch(text) is None:
-        raise InvalidValue(f"expected a decimal like 8.50, got {describe(text)}")
+        raise InvalidValue(f"expected a decimal like 8.50, got {short_repr(text)}")
     return net_decimal(text)
 
 
@@ -193,12 +193,12 @@ def parse_int_text(text: str, _: object = None) -> int:
         if text.isdigit() and text.isascii() and len(text) < 19:  # the common case, cheaply
             return int(text)
     except AttributeError:  # a nil element (None) where the contract has a plain integer
-        raise InvalidValue(f"expected an integer, got {describe(text)}") from None
+        raise InvalidValue(f"expected an integer, got {short_repr(text)}") from None
     if type(text) is not str:
-        raise InvalidValue(f"expected an integer, got {describe(text)}")
+        raise InvalidValue(f"expected an integer, got {short_repr(text)}")
     digits = text[1:] if text[:1] == "-" else text
     if not (digits.isascii() and digits.isdigit()):
-        raise InvalidValue(f"expected an integer, got {describe(text)}")
+        raise InvalidValue(f"expected an integer, got {short_repr(text)}")
     try:
         return int(text)
     except ValueError as exc:  # more digits than Python's int-from-text limit allows
@@ -266,7 +266,7 @@ def format_minutes(value: datetime) -> str:
 def parse_minutes(text: str) -> datetime:
     """Read a request datetime, ``YYYY-MM-DD HH:MM``, as a naive datetime."""
     if _MINUTES_SHAPE.fullmatch(text) is None:
-        raise InvalidValue(f"expected a datetime like 2018-01-25 14:32, got {describe(text)}")
+        raise InvalidValue(f"expected a datetime like 2018-01-25 14:32, got {short_repr(text)}")
     try:
         return datetime.strptime(text, "%Y-%m-%d %H:%M")
     except ValueError as exc:
@@ -281,7 +281,7 @@ def format_date(value: date) -> str:
 def parse_date(text: str) -> date:
     """Read a request date, ``YYYY-MM-DD``."""
     if _DATE_SHAPE.fullmatch(text) is None:
-        raise InvalidValue(f"expected a date like 2018-01-25, got {describe(text)}")
+        raise InvalidValue(f"expected a date like 2018-01-25, got {short_repr(text)}")
     try:
         return date.fromisoformat(text)
     except ValueError as exc:

@@ -1,10 +1,11 @@
 """The typing step: from parsed wire values to models, with cattrs.
 
 Each codec parses its format into plain values keyed by wire name (JSON: what ``json.loads`` gives;
-XML: element text as ``str``, nested objects as dicts), then a converter built here turns them into
-models. The two converters differ only in how they read leaf values (a JSON integer is an ``int``,
-an XML integer is text), which each codec passes in as :class:`LeafReaders`; everything else
-(renames from the contracts, strictness, tolerant enums, optional members) is shared.
+XML: element text as ``str``, nested objects as dicts; a query string: text), then a converter built
+here turns them into models. The converters differ only in the form their leaf values take, text or
+JSON, and read each member type by its row in the reader table (:mod:`._readers`), which the fast
+paths read too; everything else (renames from the contracts, strictness, tolerant enums, optional
+members) is shared. :data:`JSON_STRUCTURER` and :data:`TEXT_STRUCTURER` are the two typing steps.
 
 The converter runs with cattrs' detailed validation, which costs nothing when the input is good
 (Python 3.11 try blocks are free) and tells us the attribute path when it is not.
@@ -15,11 +16,9 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable
-from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
-import attrs
 from cattrs import Converter
 from cattrs.errors import (
     AttributeValidationNote,
@@ -30,86 +29,16 @@ from cattrs.errors import (
 from cattrs.gen import make_dict_structure_fn, override
 
 from ..errors import DecodeError
-from ..models import BookingStatus, CallMethod
 from ._contracts import CONTRACTS, Contract
-from ._scalars import (
-    InvalidValue,
-    describe,
-    parse_date,
-    parse_datetime,
-    parse_minutes,
-    read_optional_datetime,
-)
+from ._readers import READERS, read_minutes
+from ._scalars import InvalidValue, short_repr
 
-__all__ = ["SCALARS", "LeafReaders", "Structurer", "make_converter"]
+__all__ = ["JSON_STRUCTURER", "SCALARS", "TEXT_STRUCTURER", "Form", "Structurer", "make_converter"]
 
 T = TypeVar("T")
 Hook = Callable[[Any, Any], Any]
-
-
-@attrs.frozen
-class LeafReaders:
-    """How one format reads its leaf values; each hook takes ``(value, type)`` as cattrs calls it."""
-
-    int: Hook
-    decimal: Hook
-    bool: Hook
-
-
-def _read_str(value: Any, _: Any) -> str:
-    if type(value) is not str:
-        raise InvalidValue(f"expected a string, got {describe(value)}")
-    return value
-
-
-def _read_optional_str(value: Any, _: Any) -> str | None:
-    # One call per member on the hot path: optional strings are most of a MadeBooking.
-    if value is None or type(value) is str:
-        return value
-    raise InvalidValue(f"expected a string or null, got {describe(value)}")
-
-
-def _read_datetime(value: Any, _: Any) -> datetime:
-    if type(value) is not str:
-        raise InvalidValue(f"expected a datetime string, got {describe(value)}")
-    return parse_datetime(value)
-
-
-def _read_minutes(value: Any, _: Any) -> datetime | None:
-    """A request datetime, ``YYYY-MM-DD HH:MM`` (server-local, naive); None stays None."""
-    if value is None:
-        return None
-    if type(value) is not str:
-        raise InvalidValue(f"expected a datetime like 2018-01-25 14:32, got {describe(value)}")
-    return parse_minutes(value)
-
-
-def _read_date(value: Any, _: Any) -> date | None:
-    if value is None:
-        return None
-    if type(value) is not str:
-        raise InvalidValue(f"expected a date like 2018-01-25, got {describe(value)}")
-    return parse_date(value)
-
-
-_STATUS_BY_VALUE: dict[str, BookingStatus] = {s.value: s for s in BookingStatus}
-_METHOD_BY_VALUE: dict[int, CallMethod] = {m.value: m for m in CallMethod}
-
-
-def _read_status(value: Any, _: Any) -> BookingStatus | str:
-    # A status the server adds later stays the raw string (docs/public-api.md, "Models").
-    if type(value) is not str:
-        raise InvalidValue(f"expected a status string, got {describe(value)}")
-    return _STATUS_BY_VALUE.get(value, value)
-
-
-def _read_model_state(value: Any, _: Any) -> dict[str, list[str]]:
-    if type(value) is not dict:
-        raise InvalidValue(f"expected an object of message lists, got {describe(value)}")
-    for key, messages in value.items():
-        if type(messages) is not list or any(type(m) is not str for m in messages):
-            raise InvalidValue(f"ModelState[{key!r}]: expected a list of strings, got {describe(messages)}")
-    return value
+Form = Literal["text", "json"]
+"""The form leaf values take: text (XML, query strings) or what ``json.loads`` gives."""
 
 
 def _is_optional(annotation: Any) -> bool:
@@ -119,8 +48,12 @@ def _is_optional(annotation: Any) -> bool:
     return len(args) == 2 and type(None) in args
 
 
-def make_converter(leaves: LeafReaders) -> Converter:
-    """A converter for one format, built from its leaf readers and the shared contracts."""
+def _equal_to(annotation: Any) -> Callable[[Any], bool]:
+    return lambda candidate: bool(candidate == annotation)
+
+
+def make_converter(form: Form) -> Converter:
+    """A converter for one form of leaf values, from the reader table and the shared contracts."""
     converter = Converter(detailed_validation=True, forbid_extra_keys=False)
 
     def optional_factory(annotation: Any) -> Hook:
@@ -134,26 +67,14 @@ def make_converter(leaves: LeafReaders) -> Converter:
         return read_optional
 
     # cattrs tries the most recently registered predicate first: the generic optional hook goes
-    # first, so that the one-call hooks for optional strings, datetimes and models below win.
+    # first, so that the reader table's hooks and the models' below win.
     converter.register_structure_hook_factory(_is_optional, optional_factory)
-
-    converter.register_structure_hook(str, _read_str)
-    converter.register_structure_hook(int, leaves.int)
-    converter.register_structure_hook(bool, leaves.bool)
-    converter.register_structure_hook(Decimal, leaves.decimal)
-    converter.register_structure_hook(datetime, _read_datetime)
-    converter.register_structure_hook_func(lambda t: t == (str | None), _read_optional_str)
-    converter.register_structure_hook_func(lambda t: t == (datetime | None), read_optional_datetime)
-    converter.register_structure_hook_func(lambda t: t in (date, date | None), _read_date)
-    converter.register_structure_hook_func(lambda t: t == dict[str, list[str]], _read_model_state)
-    converter.register_structure_hook_func(lambda t: t == (BookingStatus | str), _read_status)
-    read_int = leaves.int
-
-    def read_method(value: Any, _: Any) -> CallMethod | int:
-        number: int = read_int(value, int)
-        return _METHOD_BY_VALUE.get(number, number)
-
-    converter.register_structure_hook_func(lambda t: t == (CallMethod | int), read_method)
+    for annotation, readers in READERS.items():
+        hook = readers.text if form == "text" else readers.json
+        if isinstance(annotation, type):
+            converter.register_structure_hook(annotation, hook)
+        else:  # a union or a generic: matched by equality
+            converter.register_structure_hook_func(_equal_to(annotation), hook)
 
     list_hooks: dict[type, Hook] = {}
     for contract in CONTRACTS.values():
@@ -171,14 +92,14 @@ def _register_model(converter: Converter, contract: Contract, list_hooks: dict[t
         if type(value) is not dict:
             if type(value) is list and contract.bare_list is not None:
                 return bare_list(value)
-            raise InvalidValue(f"expected a {name} object, got {describe(value)}")
+            raise InvalidValue(f"expected a {name} object, got {short_repr(value)}")
         return generated(value, model)  # type: ignore[misc]
 
     def read_optional_model(value: Any, _: Any) -> Any:
         if value is None:
             return None
         if type(value) is not dict:
-            raise InvalidValue(f"expected a {name} object or null, got {describe(value)}")
+            raise InvalidValue(f"expected a {name} object or null, got {short_repr(value)}")
         return generated(value, model)  # type: ignore[misc]
 
     def read_list(value: Any, _: Any) -> tuple[Any, ...]:
@@ -186,7 +107,7 @@ def _register_model(converter: Converter, contract: Contract, list_hooks: dict[t
         if value is None:
             return ()
         if type(value) is not list:
-            raise InvalidValue(f"expected a list of {name}, got {describe(value)}")
+            raise InvalidValue(f"expected a list of {name}, got {short_repr(value)}")
         items, errors = [], []
         for index, item in enumerate(value):
             try:
@@ -214,7 +135,7 @@ def _register_model(converter: Converter, contract: Contract, list_hooks: dict[t
     converter.register_structure_hook_func(lambda t: t == tuple[model, ...], read_list)  # type: ignore[valid-type]
     list_hooks[model] = read_list
     renames: dict[str, Any] = {
-        m.attribute: override(rename=m.wire, struct_hook=_read_minutes if m.minutes else None)
+        m.attribute: override(rename=m.wire, struct_hook=read_minutes if m.minutes else None)
         for m in contract.members
     }
     generated = make_dict_structure_fn(model, converter, **renames)
@@ -225,10 +146,10 @@ SCALARS: tuple[type, ...] = (Decimal, int, str, bool)
 
 
 class Structurer:
-    """Types parsed wire values with one format's converter; the codecs' typing step."""
+    """Types parsed wire values with one form's converter; the codecs' typing step."""
 
-    def __init__(self, leaves: LeafReaders) -> None:
-        self._leaves = leaves
+    def __init__(self, form: Form) -> None:
+        self._form: Form = form
         self._converter: Converter | None = None
         self._hooks: dict[Any, Hook] = {}
 
@@ -237,7 +158,7 @@ class Structurer:
         """The format's converter, built on first use: cattrs compiles code for every model, and an
         ``import aw_async`` that never decodes (a CLI's ``--help``) should not pay for it."""
         if self._converter is None:
-            self._converter = make_converter(self._leaves)
+            self._converter = make_converter(self._form)
         return self._converter
 
     def __call__(self, value: object, into: type[T]) -> T:
@@ -301,3 +222,9 @@ def _count_leaves(exc: BaseException) -> int:
     if isinstance(exc, ClassValidationError | IterableValidationError):
         return sum(_count_leaves(e) for e in exc.exceptions)
     return 1
+
+
+#: The JSON codec's typing step: leaf values as ``json.loads`` gives them.
+JSON_STRUCTURER = Structurer("json")
+#: The typing step for values that are text: an XML element's, a query parameter's.
+TEXT_STRUCTURER = Structurer("text")

@@ -5,8 +5,9 @@ Reading (docs/wire.md, "XML"):
 - The encoding comes from a BOM, else the ``Content-Type`` charset, else the XML declaration, else
   UTF-8. Whatever it is, the body is handed to lxml as UTF-8, so one byte scan can refuse every
   DOCTYPE and entity declaration before any parsing happens (Web API never writes one).
-- The parser is hardened as well: no DTD, no entity expansion, no network, no recovery, no huge
-  trees (libxml2 then refuses nesting deeper than 256 levels).
+- The parser is hardened as well (:mod:`._xml_parser`, whose settings both paths use): no DTD, no
+  entity expansion, no network, no recovery, no huge trees (libxml2 then refuses nesting deeper
+  than 256 levels).
 - Comments and processing instructions between members are skipped; inside a value they make it
   mixed content, which is an error (Web API writes neither).
 - Elements are matched by namespace URI and local name (lxml's ``{uri}local``), never by prefix;
@@ -22,13 +23,13 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 from typing import Any, TypeVar
 
 import attrs
 from lxml import etree
 
 from ..errors import DecodeError, EncodeError
+from ..models import ErrorBody
 from ._base import (
     DEFAULT_MAX_BODY_BYTES,
     check_size,
@@ -38,10 +39,11 @@ from ._base import (
     split_bom,
 )
 from ._contracts import CONTRACTS, SERIALIZATION_NS, XSI_NS, Contract, Kind, Member, contract_for
-from ._fast import Refused
-from ._scalars import InvalidValue, describe, parse_decimal_text, parse_int_text
-from ._structure import LeafReaders, Structurer
-from ._xml_fast import HARDENED_PARSER, fast_decode
+from ._fast import FastPathDeclined
+from ._scalars import InvalidValue
+from ._structure import TEXT_STRUCTURER
+from ._xml_fast import fast_decode
+from ._xml_parser import tree_parser
 from ._xml_writer import PRIMITIVE_ROOTS, write_document
 
 __all__ = ["XmlCodec"]
@@ -51,37 +53,10 @@ T = TypeVar("T")
 _XSI_NIL = f"{{{XSI_NS}}}nil"
 _NIL_TRUE = frozenset(("true", "1"))  # xs:boolean's two spellings of true
 
-
-_BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
-
-
-def _read_bool(value: Any, _: Any) -> bool:
-    try:
-        return _BOOLEANS[value]
-    except KeyError:
-        raise InvalidValue(f"expected true or false, got {describe(value)}") from None
-
-
-_structure = Structurer(LeafReaders(int=parse_int_text, decimal=parse_decimal_text, bool=_read_bool))
-#: The typing step for values that are text (an XML element's, a query parameter's).
-structure_text = _structure
-
 _DECLARED_ENCODING = re.compile(rb"<\?xml[^>]*?\sencoding\s*=\s*[\"']([A-Za-z][A-Za-z0-9._-]*)[\"']")
 # One search: it is twice as fast as two `in` tests, since '<' is everywhere in XML.
 _FORBIDDEN = re.compile(rb"<!(DOCTYPE|ENTITY)")
 _SNIFFED = (b"<?xml", b"<\x00")  # a declaration to read, or UTF-16LE without a BOM
-_local = threading.local()
-
-
-def _parser() -> etree.XMLParser:
-    # lxml: sharing a parser between threads is safe but slow; one per thread is the advice.
-    try:
-        return _local.parser  # type: ignore[no-any-return]
-    except AttributeError:
-        # Comments and processing instructions are left in the tree (removing them costs libxml2
-        # 10% of its time) and skipped by the walk: their tag is not a string, so no member.
-        _local.parser = etree.XMLParser(**HARDENED_PARSER)
-        return _local.parser  # type: ignore[no-any-return]
 
 
 def _utf8_body(data: bytes, charset: str | None) -> bytes:
@@ -143,7 +118,7 @@ class XmlCodec:
             )
         try:  # the fast path gives the general path's value, or declines (see _xml_fast)
             return fast_decode(body, into)  # type: ignore[no-any-return]
-        except Refused:
+        except FastPathDeclined:
             pass  # the general path decides, with its own wording
         return read_tree(body, into)
 
@@ -163,7 +138,7 @@ def read_tree(body: bytes, into: type[T]) -> T:
     """The general path: ``body`` (UTF-8, already screened) parsed into a tree, walked into plain
     values, then typed by the converter."""
     try:
-        root = etree.fromstring(body, _parser())
+        root = etree.fromstring(body, tree_parser())
     except etree.XMLSyntaxError as exc:
         line, column = exc.position
         raise DecodeError(
@@ -171,17 +146,19 @@ def read_tree(body: bytes, into: type[T]) -> T:
         ) from exc
     primitive = PRIMITIVE_ROOTS.get(into)
     if primitive is not None:
-        return _structure(_read_primitive(root, primitive), into)
+        return TEXT_STRUCTURER(_read_primitive(root, primitive), into)
     contract = contract_for(into)
     if contract.bare_list is not None:
         item = contract_for(contract.by_attribute[contract.bare_list].model)  # type: ignore[arg-type]
         if _is_bare_list_of(root.tag, item):
-            return _structure(_read_items(root, item, ""), into)
+            return TEXT_STRUCTURER(_read_items(root, item, ""), into)
     if root.tag != contract.clark and not contract.inferred:  # an inferred root's name is unknown
         raise DecodeError(
             f"expected root element {_describe_tag(contract.clark)}, found {_describe_tag(root.tag)}"
         )
-    return _structure(_read_object(root, contract, ""), into)
+    if into is ErrorBody:
+        return TEXT_STRUCTURER(_read_error(root, contract, ""), into)
+    return TEXT_STRUCTURER(_read_object(root, contract, ""), into)
 
 
 def _describe_tag(tag: str) -> str:
@@ -222,7 +199,7 @@ def _read_object(element: Any, contract: Contract, path: str) -> dict[str, Any]:
             matched += 1
             text = child.text
             if text is None:
-                text = _empty_or_nil(child, contract, _where(path, wire))
+                text = None if child.get(_XSI_NIL) in _NIL_TRUE else _empty(child, _where(path, wire))
             elif len(child):
                 raise _mixed_content(_where(path, wire))
             values[wire] = text
@@ -237,15 +214,9 @@ def _read_object(element: Any, contract: Contract, path: str) -> dict[str, Any]:
         elif member.kind is Kind.OBJECT:
             assert member.model is not None
             values[wire] = _read_object(child, contract_for(member.model), _where(path, wire))
-        elif member.kind is Kind.LIST:
+        else:  # Kind.LIST; a map is HttpError's alone (_read_error)
             assert member.model is not None
             values[wire] = _read_items(child, contract_for(member.model), _where(path, wire))
-        else:  # Kind.MAP, HttpError.ModelState: <request.BookingID>message message</request.BookingID>
-            values[wire] = {
-                entry.tag.rpartition("}")[2]: [entry.text or ""]
-                for entry in child
-                if isinstance(entry.tag, str)
-            }
     if matched != len(values):
         _raise_duplicate(element, contract, path)
     return values
@@ -298,13 +269,43 @@ def _inferred_lookup(contract: Contract, namespace: str) -> tuple[dict[str, str]
     )
 
 
-def _empty_or_nil(child: Any, contract: Contract, where: str) -> str | None:
-    """A text member with no text: nil, empty (the empty string), or elements where text belongs."""
-    if child.get(_XSI_NIL) in _NIL_TRUE:
-        return None
+def _empty(child: Any, where: str) -> str:
+    """A text member with no text and no ``i:nil``: the empty string, unless it holds elements."""
     if len(child):
         raise _mixed_content(where)
-    return None if contract.http_error else ""  # HttpError writes null as an empty element
+    return ""
+
+
+def _read_error(element: Any, contract: Contract, path: str) -> dict[str, Any]:
+    """ASP.NET's ``HttpError``, a dictionary rather than a data contract (docs/api.md, "Error
+    bodies"): members in no namespace, an empty element for null, ``InnerException`` another one,
+    and ``ModelState`` one element per key, named by it (``<request.BookingID>``)."""
+    text = element.text
+    if text is not None and not text.isspace():
+        raise DecodeError(f"{path or contract.name}: expected member elements, found text", path=path or None)
+    values: dict[str, Any] = {}
+    for child in element:
+        member = contract.by_clark.get(child.tag)
+        if member is None:
+            continue  # an unknown member, a comment or a PI
+        wire, where = member.wire, _where(path, member.wire)
+        if wire in values:
+            raise DecodeError(f"{where}: the element appears twice", path=where)
+        if member.kind is Kind.SCALAR:
+            if len(child) and (child.text is not None or child.get(_XSI_NIL) not in _NIL_TRUE):
+                raise _mixed_content(where)
+            values[wire] = child.text  # None for an empty element too: HttpError writes null so
+        elif child.get(_XSI_NIL) in _NIL_TRUE:
+            values[wire] = None
+        elif member.kind is Kind.OBJECT:
+            values[wire] = _read_error(child, contract, where)
+        else:  # Kind.MAP
+            values[wire] = {
+                entry.tag.rpartition("}")[2]: [entry.text or ""]
+                for entry in child
+                if isinstance(entry.tag, str)
+            }
+    return values
 
 
 def _mixed_content(where: str) -> DecodeError:

@@ -4,8 +4,9 @@ expressions built from the contracts, after the hardened parser has approved the
 It is a shortcut, never a second opinion (docs/design.md, "Fast paths"), like :mod:`._json_fast`:
 
 - **Security first.** Every body it reads has been accepted by a hardened lxml parser (the same
-  options as the general path's) before anything is matched. That parser builds no tree: its target
-  has no callbacks, so libxml2 only checks the document, which costs about 60% of building one.
+  options as the general path's, from :mod:`._xml_parser`) before anything is matched. That parser
+  builds no tree: its target has no callbacks, so libxml2 only checks the document, which costs
+  about 60% of building one.
 - **Only the usual layout.** A document is read here only when it is exactly what the server writes
   (docs/wire.md, "XML"): the root with ``xmlns:i`` and its default namespace; every member present,
   in DataContractSerializer's order, with nothing else between them but whitespace; a nested object
@@ -15,9 +16,12 @@ It is a shortcut, never a second opinion (docs/design.md, "Fast paths"), like :m
   the general path would find it in. Anything else (comments, CDATA, an unknown or missing member,
   another order, a prefix spelled otherwise, ``i:nil="1"``) is declined, and the general path
   decides, with its own wording, field path and count of problems.
-- **The general path's values.** Text is read with the same strict readers, after the same line-end
-  normalisation and references the parser applies. ``tests/test_xml_fast.py`` holds the two paths to
-  the same ``==`` and ``repr``, with hypothesis.
+- **The general path's values.** Text is read with the same strict readers (each member type's row
+  in :mod:`._readers`), after the same line-end normalisation and references the parser applies.
+  ``tests/test_xml_fast.py`` holds the two paths to the same ``==`` and ``repr``, with hypothesis.
+- **Names, not numbers.** Every group an expression captures is named after its member
+  (``credits``, ``credits_nil``, ``candidate__user_id``), and a builder unpacks ``Match.groups()``
+  into locals of those names: no group index is counted by hand.
 
 Lists are read one item at a time with an expression of the item's (a page's hundred bookings in one
 expression would be a lazy scan of the whole body); the fast path serves a contract whose lists are
@@ -28,64 +32,36 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 import typing
 from collections.abc import Callable
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 import attrs
 from lxml import etree
 
-from ..models import BookingStatus, CallMethod
 from ._contracts import CONTRACTS, XSI_NS, Contract, Kind
-from ._fast import MODELS_MODULE, BuilderSource, Refused, compile_builder
-from ._scalars import parse_datetime, parse_decimal_text, parse_int_text, read_optional_datetime
+from ._fast import (
+    FAST_PATHS_ON,
+    BuilderSource,
+    FastDecode,
+    FastPathDeclined,
+    compile_builder,
+    declined,
+    served_contracts,
+    switched_off,
+    wrapped,
+)
+from ._readers import READERS
+from ._scalars import InvalidValue
+from ._xml_parser import validating_parser
 
-__all__ = ["HARDENED_PARSER", "fast_decode", "fast_xml_models"]
+__all__ = ["fast_decode", "fast_xml_models"]
 
 _WS = r"[ \t\r\n]*"  # XML's whitespace, which DataContractSerializer writes only when indenting
 _PREFIX = "d[0-9]+p[0-9]+"  # the prefixes DataContractSerializer generates: d<depth>p<count>
 _NIL = ' i:nil="true" ?/>'
-_STATUS = {status.value: status for status in BookingStatus}
-_METHOD = {method.value: method for method in CallMethod}
 
 Reader = Callable[[str], Any]
-
-
-def _bool(text: str) -> bool:
-    if text == "true":
-        return True
-    if text == "false":
-        return False
-    raise Refused  # `1` and `0` are xs:boolean too: the general path reads them
-
-
-def _method(text: str) -> CallMethod | int:
-    number = parse_int_text(text)
-    return _METHOD.get(number, number)
-
-
-def _status(text: str) -> BookingStatus | str:
-    return _STATUS.get(text, text)
-
-
-#: How the general path reads each member type from text (codecs/_xml.py's leaf readers, and the
-#: shared hooks of codecs/_structure.py); None: the text as it is.
-_READERS: dict[Any, Reader | None] = {
-    str: None,
-    str | None: None,
-    int: parse_int_text,
-    int | None: parse_int_text,
-    Decimal: parse_decimal_text,
-    Decimal | None: parse_decimal_text,
-    bool: _bool,
-    datetime: parse_datetime,
-    datetime | None: read_optional_datetime,
-    BookingStatus | str: _status,
-    CallMethod | int: _method,
-}
 
 
 def _optional(annotation: Any) -> bool:
@@ -93,34 +69,37 @@ def _optional(annotation: Any) -> bool:
 
 
 class _Pattern:
-    """One expression being written, numbering its capture groups as they are written."""
+    """One expression being written. Every group it captures is named (``credits``, ``credits_nil``,
+    ``candidate__user_id``), and :attr:`names` lists them in the order ``Match.groups()`` gives them."""
 
-    def __init__(self, offset: int = 0) -> None:
+    def __init__(self) -> None:
         self.parts: list[str] = []
-        self.groups = 0
-        self.offset = offset
-        """How many groups the program's earlier expressions have: indices count from there."""
+        self.names: list[str] = []
 
     def add(self, text: str) -> None:
         self.parts.append(text)
 
-    def capture(self, body: str) -> int:
-        """A capture group; returns its index among the program's groups."""
-        self.parts.append(f"({body})")
-        self.groups += 1
-        return self.offset + self.groups - 1
+    def capture(self, name: str, body: str) -> str:
+        """A group named ``name`` around ``body``; returns the name."""
+        self.parts.append(f"(?P<{name}>{body})")
+        self.names.append(name)
+        return name
 
-    def declare_prefix(self, namespace: str, taken: list[str]) -> tuple[int, str]:
+    def declare_prefix(self, name: str, namespace: str, taken: list[str]) -> str:
         """``xmlns:dNpM="namespace"`` with any generated prefix but those in scope (which it would
-        shadow); returns the group's index and the expression that spells the prefix from then on."""
-        self.groups += 1
-        name = f"p{self.groups}"
+        shadow), captured as ``name``; returns the expression that spells the prefix from then on."""
         guards = "".join(f"(?!{prefix}=)" for prefix in taken)
-        self.parts.append(f' xmlns:{guards}(?P<{name}>{_PREFIX})="{re.escape(namespace)}"')
-        return self.offset + self.groups - 1, f"(?P={name})"
+        self.add(f" xmlns:{guards}")
+        self.capture(name, _PREFIX)
+        self.add(f'="{re.escape(namespace)}"')
+        return f"(?P={name})"
 
     def compile(self) -> re.Pattern[str]:
-        return re.compile("".join(self.parts))
+        compiled = re.compile("".join(self.parts))
+        # Every group is named, so the builder's names are Match.groups()'s order, not counted by hand.
+        assert sorted(compiled.groupindex, key=compiled.groupindex.__getitem__) == self.names
+        assert compiled.groups == len(self.names)
+        return compiled
 
 
 @attrs.frozen
@@ -142,40 +121,45 @@ class _Scope:
                 return f"{spelling}:{local}", "", self
         return local, f' xmlns="{re.escape(namespace)}"', _Scope(namespace, self.prefixes)
 
-    def inside(self, pattern: _Pattern, namespace: str) -> tuple[_Scope, int | None]:
+    def inside(self, pattern: _Pattern, namespace: str, prefix_group: str) -> tuple[_Scope, str | None]:
         """The scope inside an element whose content is in ``namespace``: the same one, or one with a
-        prefix declared for it on the element (written into ``pattern``, whose group index comes
-        second)."""
+        prefix declared for it on the element (written into ``pattern`` as the group
+        ``prefix_group``, whose name comes second)."""
         if namespace == self.default or any(known == namespace for known, _ in self.prefixes):
             return self, None
-        index, spelling = pattern.declare_prefix(namespace, [s for _, s in self.prefixes])
-        return _Scope(self.default, (*self.prefixes, (namespace, spelling))), index
+        spelling = pattern.declare_prefix(prefix_group, namespace, [s for _, s in self.prefixes])
+        return _Scope(self.default, (*self.prefixes, (namespace, spelling))), prefix_group
 
 
+@attrs.frozen
 class _ListSlot:
-    """A list member of the root: its items are read one by one, with the item's own expression."""
+    """A list member of the root: its items are read one by one, with the item's own expression.
+    The groups it reads are the list element's: ``i:nil``, the empty element, and the items' prefix
+    where the element declares it."""
 
-    def __init__(self, item: Contract, close: str, default: str, nil: int, empty: int, declared: int | None):
-        self.item, self.close, self.default = item, close, default
-        self.nil, self.empty, self.declared = nil, empty, declared
-        """Group indices: ``i:nil``, the empty element, and the items' prefix where it is declared."""
+    item: Contract
+    close: str
+    default: str
+    nil: str
+    empty: str
+    declared: str | None
 
-    def read(self, document: str, position: int, groups: tuple[Any, ...], escaped: bool) -> tuple[Any, int]:
+    def read(self, document: str, position: int, found: re.Match[str], escaped: bool) -> tuple[Any, int]:
         """The items, and where the list's element ends."""
-        if groups[self.nil] is not None or groups[self.empty] is not None:
+        if found[self.nil] is not None or found[self.empty] is not None:
             return (), position
-        prefix = None if self.declared is None else groups[self.declared]
+        prefix = None if self.declared is None else found[self.declared]
         expression, build = _item_program(self.item, self.default, prefix)
         items = []
         position = _after_whitespace(document, position)
         close = self.close
         while not document.startswith(close, position):
-            found = expression.match(document, position)
-            if found is None:
-                raise Refused
-            values = found.groups()
-            items.append(build(_unescaped(values) if escaped else values, None))
-            position = found.end()
+            item = expression.match(document, position)
+            if item is None:
+                raise FastPathDeclined("a list item not in the server's usual layout")
+            values = item.groups()
+            items.append(build(_unescaped(values) if escaped else values, ()))
+            position = item.end()
         return tuple(items), position + len(close)
 
 
@@ -187,91 +171,129 @@ class _Program:
         self.segments: list[tuple[re.Pattern[str], _ListSlot | None]] = []
         pattern = _Pattern()
         if element is None:
+            title = f"XML builder of {contract.model.__name__}"
             pattern.add(rf"(?:<\?xml [^>]*\?>)?{_WS}<{re.escape(contract.name)}")
             pattern.add(f' xmlns:i="{re.escape(XSI_NS)}" xmlns="{re.escape(contract.namespace)}">')
         else:
+            title = f"XML builder of {contract.model.__name__} in a list"
             pattern.add(f"<{element}>")
-        source = BuilderSource(contract.model, "g, lists")
-        source.bind("_Refused", Refused)
-        pattern = self._members(pattern, source, contract, scope, lists_allowed=element is None)
+        source = BuilderSource(title, contract.model, "groups, lists")
+        names: list[str] = []
+        lists: list[str] = []
+        pattern = self._members(pattern, source, contract, scope, "", names, lists)
         if element is None:
             pattern.add(f"{_WS}</{re.escape(contract.name)}>{_WS}\\Z")
         else:
             pattern.add(f"{_WS}</{element}>{_WS}")
         self.segments.append((pattern.compile(), None))
+        names.extend(pattern.names)
+        if lists:
+            source.unpack(lists, "lists", first=True)
+        source.unpack(names, "groups", first=True)
         self.build = compile_builder(source)
 
     def _members(
-        self, pattern: _Pattern, source: BuilderSource, contract: Contract, scope: _Scope, lists_allowed: bool
+        self,
+        pattern: _Pattern,
+        source: BuilderSource,
+        contract: Contract,
+        scope: _Scope,
+        prefix: str,
+        names: list[str],
+        lists: list[str] | None,
     ) -> _Pattern:
+        """Write ``contract``'s members into ``pattern`` and the lines that set them into ``source``.
+        Groups are named ``prefix`` + the member's attribute; ``lists`` collects the root's list
+        members (None below the root, where the fast path reads no list), and ``names`` the groups
+        of the expressions that a list ends."""
         hints = typing.get_type_hints(contract.model)
         for member in contract.xml_order:
-            annotation = hints[member.attribute]
+            attribute = member.attribute
+            annotation = hints[attribute]
+            group = prefix + attribute
             name, declare, inner = scope.name_of(member.namespace, member.wire)
-            setter = source.setter(member.attribute, len(source.namespace))
+            setter = source.setter(attribute)
             pattern.add(f"{_WS}<{name}{declare}(?:")
             if member.kind is Kind.SCALAR:
-                reader = _READERS[annotation]  # KeyError: a type the fast path does not read
+                readers = READERS[annotation]  # KeyError: a type with no row in the reader table
                 pattern.add(">")
-                text = pattern.capture("[^<]*")
+                pattern.capture(group, "[^<]*")
                 pattern.add(f"</{name}>|")
-                nil = pattern.capture(' i:nil="true"')
+                pattern.capture(f"{group}_nil", ' i:nil="true"')
                 pattern.add("? ?/>)")
-                _read_text(source, setter, reader, text, nil, required=not _optional(annotation))
+                reader = None if readers.text_is_the_value else readers.text
+                _read_text(source, setter, member.wire, attribute, reader, required=not _optional(annotation))
             elif member.kind is Kind.OBJECT:
                 assert member.model is not None
                 nested = CONTRACTS[member.model]
-                nil = pattern.capture(_NIL)
+                pattern.capture(f"{group}_nil", _NIL)
                 pattern.add("|")
-                child_scope, _ = inner.inside(pattern, nested.namespace)
+                child_scope, _ = inner.inside(pattern, nested.namespace, f"{group}_prefix")
                 pattern.add(">")
-                nested_source = BuilderSource(nested.model, "g, lists")
-                nested_source.bind("_Refused", Refused)
-                pattern = self._members(pattern, nested_source, nested, child_scope, lists_allowed=False)
+                nested_source = BuilderSource(f"{source.title}, its {attribute}", nested.model, "")
+                first = len(pattern.names)
+                pattern = self._members(
+                    pattern, nested_source, nested, child_scope, f"{group}__", names, None
+                )
                 pattern.add(f"{_WS}</{name}>)")
-                build = source.bind(f"build{len(source.namespace)}", compile_builder(nested_source))
+                # The nested builder's parameters are its groups, named as it names them; the
+                # arguments are the same groups, named as this builder names them.
+                nested_groups = pattern.names[first:]
+                nested_source.parameters = ", ".join(g.removeprefix(f"{group}__") for g in nested_groups)
+                arguments = [g.removeprefix(prefix) for g in nested_groups]
+                build = source.bind(f"build_{attribute}", compile_builder(nested_source))
                 if not _optional(annotation):
-                    source.line(f"if g[{nil}] is not None: raise _Refused")
-                source.line(f"{setter}(made, None if g[{nil}] is not None else {build}(g, lists))")
-            elif member.kind is Kind.LIST and lists_allowed:
+                    source.line(f"if {attribute}_nil is not None:")
+                    source.line('    raise _Declined("a member that cannot be None is nil")')
+                source.line(f"if {attribute}_nil is not None:")
+                source.line(f"    {setter}(made, None)")
+                source.line("else:")
+                source.lines.extend(wrapped(f"        {setter}(made, {build}(", arguments, "))"))
+            elif member.kind is Kind.LIST and lists is not None:
                 assert member.model is not None
                 item = CONTRACTS[member.model]
-                nil = pattern.capture(_NIL)
+                nil = pattern.capture(f"{group}_nil", _NIL)
                 pattern.add("|")
-                empty = pattern.capture(" ?/>")
+                empty = pattern.capture(f"{group}_empty", " ?/>")
                 pattern.add("|")
-                item_scope, declared = inner.inside(pattern, item.namespace)
+                item_scope, declared = inner.inside(pattern, item.namespace, f"{group}_prefix")
                 pattern.add(">)")
                 slot = _ListSlot(item, f"</{name}>", item_scope.default, nil, empty, declared)
                 # The items' expression needs their prefix, which only a document spells: it is
                 # compiled per spelling. One is compiled now, so that items the fast path cannot
-                # read leave this contract to the general path at once.
+                # read fail when the contract is built.
                 _item_program(item, item_scope.default, None if declared is None else "d1p1")
                 self.segments.append((pattern.compile(), slot))
-                source.line(f"{setter}(made, lists[{len(self.segments) - 1}])")
-                pattern = _Pattern(pattern.offset + pattern.groups)
-            else:  # a map (HttpError's), or a list below the root
-                raise TypeError(f"no fast plan for {member.wire}")
+                names.extend(pattern.names)
+                lists.append(attribute)
+                source.line(f"{setter}(made, {attribute})")
+                pattern = _Pattern()
+            else:
+                raise TypeError(
+                    f"the XML fast path cannot read {contract.model.__name__}.{attribute}: a map, or a "
+                    "list below the root"
+                )
         return pattern
 
 
 def _read_text(
-    source: BuilderSource, setter: str, reader: Reader | None, text: int, nil: int, *, required: bool
+    source: BuilderSource, setter: str, wire: str, attribute: str, reader: Reader | None, *, required: bool
 ) -> None:
     """The lines that set a member held as text: ``<Name>text</Name>``, ``<Name />`` (the empty
     string) or ``<Name i:nil="true" />`` (None; declined for a member that cannot be None)."""
-    source.line(f"value = g[{text}]")
-    source.line(f'if value is None and g[{nil}] is None: value = ""')
+    source.line(f"if {attribute} is None and {attribute}_nil is None:  # <{wire} />")
+    source.line(f'    {attribute} = ""')
     if required:
-        source.line("if value is None: raise _Refused")
+        source.line(f"if {attribute} is None:")
+        source.line('    raise _Declined("a member that cannot be None is nil")')
     if reader is None:
-        source.line(f"{setter}(made, value)")
+        source.line(f"{setter}(made, {attribute})")
         return
-    read = source.bind(f"read{setter[3:]}", reader)
+    read = source.reader(attribute, reader)
     if required:
-        source.line(f"{setter}(made, {read}(value))")
+        source.line(f"{setter}(made, {read}({attribute}))")
     else:
-        source.line(f"{setter}(made, None if value is None else {read}(value))")
+        source.line(f"{setter}(made, None if {attribute} is None else {read}({attribute}))")
 
 
 @functools.lru_cache(maxsize=32)  # DataContractSerializer spells an item's prefix one way or two
@@ -319,48 +341,9 @@ def _unescaped(groups: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(None if value is None else _text(value) for value in groups)
 
 
-class _Approve:
-    """A parser target with no callbacks: libxml2 checks the document and builds nothing."""
-
-    def close(self) -> None:
-        return None
-
-
-#: The parser options that keep XML harmless, for both paths: the body is UTF-8 by now (this
-#: overrides any declaration); no entity expansion, no DTD, no network, no recovery, and no huge
-#: trees (libxml2 then refuses nesting deeper than 256 levels).
-HARDENED_PARSER: dict[str, Any] = {
-    "encoding": "utf-8",
-    "resolve_entities": False,
-    "no_network": True,
-    "load_dtd": False,
-    "dtd_validation": False,
-    "huge_tree": False,
-    "recover": False,
-    "collect_ids": False,
-}
-_local = threading.local()
-
-
-def _approver() -> etree.XMLParser:
-    try:
-        return _local.parser  # type: ignore[no-any-return]
-    except AttributeError:
-        _local.parser = etree.XMLParser(target=typing.cast(Any, _Approve()), **HARDENED_PARSER)
-        return _local.parser  # type: ignore[no-any-return]
-
-
 def _compile() -> dict[type, _Program]:
-    programs: dict[type, _Program] = {}
-    for contract in CONTRACTS.values():
-        # Answers only: requests are never XML, and HttpError is a dictionary.
-        if contract.http_error or contract.model.__module__ != MODELS_MODULE:
-            continue
-        try:
-            programs[contract.model] = _Program(contract, _Scope(contract.namespace))
-        except (TypeError, KeyError):
-            continue  # a contract the fast path does not cover: the general path serves it
-    return programs
+    """A program for every served contract; a member it cannot read raises."""
+    return {contract.model: _Program(contract, _Scope(contract.namespace)) for contract in served_contracts()}
 
 
 _programs: dict[type, _Program] | None = None
@@ -374,33 +357,39 @@ def fast_xml_models() -> dict[type, _Program]:
     return _programs
 
 
-def fast_decode(body: bytes, into: type) -> Any:
+def _fast_decode(body: bytes, into: type) -> Any:
     """``into`` read from ``body`` (UTF-8, with no DOCTYPE or entity declaration), or
-    :class:`Refused`."""
+    :class:`FastPathDeclined`."""
     program = fast_xml_models().get(into)
     if program is None:
-        raise Refused
+        raise declined("xml", "not a model the fast path serves", into)
     try:
-        etree.fromstring(body, _approver())
+        etree.fromstring(body, validating_parser())
+    except etree.XMLSyntaxError:  # the general path parses again, and words the error
+        raise declined("xml", "the hardened parser refused the body", into) from None
+    try:
         document = body.decode("utf-8")
-    except (etree.XMLSyntaxError, UnicodeDecodeError) as exc:
-        raise Refused from exc  # the general path parses again, and words the error
-    escaped = "&" in document or "\r" in document
-    position, lists = 0, []
-    groups: tuple[Any, ...] = ()
-    try:
+        escaped = "&" in document or "\r" in document
+        position, lists = 0, []
+        groups: tuple[Any, ...] = ()
         for expression, slot in program.segments:
             found = expression.match(document, position)
             if found is None:
-                raise Refused
+                raise FastPathDeclined("not the server's usual layout")
             values = found.groups()
             groups += _unescaped(values) if escaped else values
             position = found.end()
             if slot is not None:
-                items, position = slot.read(document, position, groups, escaped)
+                items, position = slot.read(document, position, found, escaped)
                 lists.append(items)
         return program.build(groups, lists)
-    except Refused:
-        raise
-    except Exception as exc:  # a strict reader's refusal, or the unforeseen: never an error of our own
-        raise Refused from exc
+    except FastPathDeclined as exc:
+        raise declined("xml", exc.reason, into) from exc
+    except InvalidValue as exc:
+        raise declined("xml", "a strict reader refused a value", into) from exc
+    except Exception as exc:  # the unforeseen: a fast path never words an error of its own
+        raise declined("xml", f"unexpected {type(exc).__name__}", into, unexpected=True) from exc
+
+
+#: ``into`` read from a UTF-8 body with no DOCTYPE or entity declaration, or :class:`FastPathDeclined`.
+fast_decode: FastDecode = _fast_decode if FAST_PATHS_ON else switched_off("xml")

@@ -9,8 +9,8 @@
 - Text escapes ``&``, ``<`` and ``>``; a carriage return becomes ``&#xD;`` so that XML's line-end
   normalisation cannot turn it into a line feed; quotes and line feeds stay raw. Characters XML 1.0
   cannot carry at all are refused.
-- ``<Error>`` bodies follow ``HttpError``: no namespace, only the keys present, ModelState as one
-  element per key with its messages joined by spaces.
+- ``<Error>`` bodies follow ``HttpError``, with a writer of their own: no namespace, only the keys
+  present, ModelState as one element per key with its messages joined by spaces.
 - A list member is one element holding one child per item, named after the item's contract in the
   item's namespace (under a generated prefix when that differs); an empty list is ``<Bookings />``.
   A bare list is the document ``<ArrayOfMadeBooking>`` in the item's namespace (docs/wire.md,
@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 from decimal import Decimal
 
+from ..models import ErrorBody
 from ._contracts import SERIALIZATION_NS, XSI_NS, Contract, Kind, contract_for
 from ._scalars import InvalidValue, scalar_text
 
@@ -67,13 +68,37 @@ def write_document(value: object) -> str:
         return _write_bare_list(value)
     contract = contract_for(type(value))
     parts: list[str] = []
-    if contract.http_error:
-        parts.append(f"<{contract.name}>")
-    else:
-        parts.append(f'<{contract.name} xmlns:i="{XSI_NS}" xmlns="{contract.namespace}">')
+    if type(value) is ErrorBody:
+        _write_error(parts, value, contract, contract.name)
+        return "".join(parts)
+    parts.append(f'<{contract.name} xmlns:i="{XSI_NS}" xmlns="{contract.namespace}">')
     _write_members(parts, value, contract, contract.namespace, {}, depth=1)
     parts.append(f"</{contract.name}>")
     return "".join(parts)
+
+
+def _write_error(parts: list[str], error: ErrorBody, contract: Contract, name: str) -> None:
+    """ASP.NET's ``HttpError``, a dictionary rather than a data contract (docs/api.md, "Error
+    bodies"): in no namespace, only the keys it has, in its own order; ``InnerException`` another
+    one; ``ModelState`` one element per key, its messages joined by spaces."""
+    parts.append(f"<{name}>")
+    for member in contract.members:
+        value = getattr(error, member.attribute)
+        wire = member.wire
+        if value is None or value == {}:
+            continue
+        if member.kind is Kind.OBJECT:
+            _write_error(parts, value, contract, wire)
+        elif member.kind is Kind.MAP:
+            parts.append(f"<{wire}>")
+            for key, messages in value.items():
+                if _XML_NAME.fullmatch(key) is None:
+                    raise InvalidValue(f"ModelState key {key!r} is not an XML element name")
+                parts.append(f"<{key}>{_escape(' '.join(messages))}</{key}>")
+            parts.append(f"</{wire}>")
+        else:
+            parts.append(f"<{wire}>{_text(value)}</{wire}>")
+    parts.append(f"</{name}>")
 
 
 def _declare(
@@ -113,8 +138,6 @@ def _write_members(
 ) -> None:
     for member in contract.xml_order:
         value = getattr(obj, member.attribute)
-        if value is None and contract.http_error:
-            continue
         if member.namespace == default_ns:
             name, declare, child_default = member.wire, "", default_ns
         elif member.namespace in prefixes:
@@ -144,15 +167,6 @@ def _write_members(
                 entry_contract = contract_for(type(entry))
                 _write_members(parts, entry, entry_contract, child_default, child_prefixes, depth + 2)
                 parts.append(f"</{item_name}>")
-            parts.append(f"</{name}>")
-        elif member.kind is Kind.MAP:
-            if contract.http_error and not value:
-                continue
-            parts.append(f"<{name}{declare}>")
-            for key, messages in value.items():
-                if _XML_NAME.fullmatch(key) is None:
-                    raise InvalidValue(f"ModelState key {key!r} is not an XML element name")
-                parts.append(f"<{key}>{_escape(' '.join(messages))}</{key}>")
             parts.append(f"</{name}>")
         else:
             parts.append(f"<{name}{declare}>{_text(value)}</{name}>")
