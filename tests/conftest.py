@@ -80,3 +80,7 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "state"
     monkeypatch.setenv("XDG_STATE_HOME", str(home))
     return home
+
+
+# A real PostgreSQL (tests/postgres.py): `postgres_server` for the session, `postgres_dsn` per test.
+from .postgres import postgres_dsn, postgres_server  # noqa: E402, F401
