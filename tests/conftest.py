@@ -81,3 +81,7 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_STATE_HOME", str(home))
     monkeypatch.delenv("AW_ASYNC_JOURNAL", raising=False)
     return home
+
+
+# A real PostgreSQL (tests/postgres.py): `postgres_server` for the session, `postgres_dsn` per test.
+from .postgres import postgres_dsn, postgres_server  # noqa: E402, F401
