@@ -377,7 +377,7 @@ async def test_a_journal_that_cannot_be_made_is_a_journal_error_and_nothing_is_c
     # Finding 13: a folder whose parent is a file gave NotADirectoryError.
     (tmp_path / "file").write_text("not a folder")
     journal = SqliteJournal(tmp_path / "file" / "journal.sqlite3")
-    with pytest.raises(JournalError, match="journal.sqlite3"):
+    with pytest.raises(JournalError, match=r"journal\.sqlite3"):
         await claim(journal)
     await journal.aclose()
 
