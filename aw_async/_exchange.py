@@ -170,11 +170,27 @@ class AiohttpExchange:
             DecodeError: the body is larger than the limit.
             TransportError: the borrowed session is closed.
         """
+        session = self._get_session()
         failed: Exception | None = None
         try:
-            return await self._exchange(request)
+            async with session.request(
+                request.method,
+                request.url,
+                headers=request.headers,
+                data=request.body,
+                timeout=self._timeout,
+                allow_redirects=False,  # a redirect would carry the bearer token to another URL
+                raise_for_status=False,  # statuses are ours to map
+                trace_request_ctx=request.secrets,  # what the trace configs' proxies redact
+            ) as resp:
+                self._open_responses += 1
+                try:
+                    body = await self._read_body(resp)
+                finally:
+                    self._open_responses -= 1
+                return Response(resp.status, resp.headers, body)
         except AdultWorkError:
-            raise  # the body limit, a closed borrowed session: already ours
+            raise  # the body limit: already ours
         except Exception as exc:  # aiohttp's errors, OSError, TimeoutError, and the unforeseen
             failed = exc
         # Raised outside the except block, so that the original is not even the __context__ of
@@ -182,25 +198,6 @@ class AiohttpExchange:
         error = exchange_error(failed, request)
         del failed  # its traceback holds this frame
         raise error
-
-    async def _exchange(self, request: Request) -> Response:
-        session = self._get_session()
-        async with session.request(
-            request.method,
-            request.url,
-            headers=request.headers,
-            data=request.body,
-            timeout=self._timeout,
-            allow_redirects=False,  # a redirect would carry the bearer token to another URL
-            raise_for_status=False,  # statuses are ours to map
-            trace_request_ctx=request.secrets,  # what the trace configs' proxies redact
-        ) as resp:
-            self._open_responses += 1
-            try:
-                body = await self._read_body(resp)
-            finally:
-                self._open_responses -= 1
-            return Response(resp.status, resp.headers, body)
 
     async def _read_body(self, resp: aiohttp.ClientResponse) -> bytes:
         limit = self._max_body_bytes

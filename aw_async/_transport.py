@@ -133,7 +133,8 @@ class Transport:
         gate = self.gate if self.gate is not None and request.url.startswith(self._gate_root) else None
         retry = 0
         while True:
-            await self._wait_for_turn(gate)
+            if (gate is not None and gate.opens_at) or self.pacer is not None:
+                await self._wait_for_turn(gate)
             started = time.perf_counter()
             failed: ExchangeError | None = None
             try:
