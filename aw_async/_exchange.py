@@ -50,7 +50,7 @@ from ._redact import RedactedCause, redact, redact_url, redact_url_in, stand_in
 from ._retry import Failure
 from ._transport import ExchangeError
 from .codecs import DEFAULT_MAX_BODY_BYTES
-from .errors import AdultWorkError, DecodeError, TransportError
+from .errors import AdultWorkError, ClientClosedError, DecodeError, TransportError
 
 __all__ = ["AiohttpExchange", "classify", "exchange_error"]
 
@@ -108,6 +108,7 @@ class AiohttpExchange:
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=min(timeout, 10.0))
         self._max_body_bytes = max_body_bytes
         self._open_responses = 0
+        self._closed = False
 
     @property
     def connections_in_use(self) -> int:
@@ -127,6 +128,8 @@ class AiohttpExchange:
         return self._borrowed is None
 
     def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:  # a retry that waited while the client closed: never a new session
+            raise ClientClosedError("this client is closed")
         borrowed = self._borrowed
         if borrowed is not None and borrowed.closed:  # its connector is gone: never make a new one
             raise TransportError("the aiohttp.ClientSession given to the client is closed")
@@ -158,6 +161,7 @@ class AiohttpExchange:
 
     async def close(self) -> None:
         """Close the exchange's session; a borrowed session's connection pool is left open."""
+        self._closed = True
         if self._session is not None:
             await self._session.close()  # closes the connector only when it was created here
         self._session = None
@@ -169,6 +173,7 @@ class AiohttpExchange:
             ExchangeError: no usable answer came (never sent, or the outcome is unknown).
             DecodeError: the body is larger than the limit.
             TransportError: the borrowed session is closed.
+            ClientClosedError: the exchange is closed.
         """
         session = self._get_session()
         failed: Exception | None = None

@@ -69,7 +69,9 @@ class Transport:
         exchange: one try of a request.
         retry: the retry policy.
         clock: what every wait is made on.
-        gate: the account's gate, for requests whose URL starts with ``gate_root``.
+        gate: the account's gate.
+        gate_root: the URL prefix of the requests that wait at the gate (the API root and a slash:
+            a token endpoint elsewhere is another server, with limits of its own).
         pacer: paces every try, when given.
         close_exchange: awaited by :meth:`close` (the exchange was created for this transport).
         connections_in_use: how many connections the exchange holds checked out.

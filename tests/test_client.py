@@ -462,3 +462,31 @@ async def test_an_aiohttp_message_quoting_the_url_is_scrubbed_from_the_chain(clo
         assert API_KEY not in str(item)
         assert API_KEY not in repr(item)
     assert "apiKey=***" in str(caught.value)
+
+
+class HeldClock(VirtualClock):
+    """Time that stands still: a sleeper waits until the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sleeping = asyncio.Event()
+        self.go = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.sleeping.set()
+        await self.go.wait()
+
+
+async def test_a_retry_waiting_while_the_client_closes_opens_no_new_session(sandbox: SandboxServer) -> None:
+    sandbox.faults.add("server_error", status=503, retry_after=None)
+    clock = HeldClock()
+    aw = AdultWorkClient(TOKEN, base_url=sandbox.url, clock=clock)
+    call = asyncio.ensure_future(aw.credit_history.get_current_credit_balance())
+    await clock.sleeping.wait()  # the 503 came back: the retry is waiting
+    await aw.aclose()
+    clock.go.set()
+    with pytest.raises(ClientClosedError):
+        await call
+    del aw
+    gc.collect()  # a session opened after aclose would warn here ("Unclosed client session")

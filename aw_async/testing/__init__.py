@@ -24,8 +24,9 @@ Importing this package is cheap: no ``aiohttp.web``, no sandbox.
 from __future__ import annotations
 
 from .._protocol import Request, Response
+from .._retry import Failure
 from .._transport import ExchangeError
 from ._clock import VirtualClock
 from ._mock import MockTransport
 
-__all__ = ["ExchangeError", "MockTransport", "Request", "Response", "VirtualClock"]
+__all__ = ["ExchangeError", "Failure", "MockTransport", "Request", "Response", "VirtualClock"]
