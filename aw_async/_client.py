@@ -12,11 +12,14 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ._api import Api
+from ._clock import SYSTEM_CLOCK, Clock
 from ._credit_history import CreditHistoryService
+from ._exchange import AiohttpExchange
+from ._gate import Pacer, account_gate
 from ._protocol import RequestSettings, api_root
 from ._retry import RetryPolicy
 from ._tokens import RefreshingToken, StaticToken, TokenProvider
-from ._transport import Transport
+from ._transport import Send, Transport
 from ._version import __version__
 from .codecs import Codec, CodecSet, JsonCodec, XmlCodec
 from .errors import InsecureUrlError
@@ -111,9 +114,18 @@ class AdultWorkClient:
             name it), ``"memory"`` a :class:`~aw_async.journal.MemoryJournal` of this client's own
             (tests, throwaway scripts); a :class:`~aw_async.journal.Journal` object is shared as it
             is and never closed here.
+        max_rate: pace this client's requests to this many a second (with a burst of a second's
+            worth, at most 10). Whatever it is, a 429 (or a 503 with ``Retry-After``) closes the
+            account's gate, shared by the clients of the process with the same token and base URL:
+            their requests wait until it opens.
+        trace_configs: aiohttp trace configs for the session the client creates (a borrowed
+            session's own apply to it). No secret reaches them: see :mod:`aw_async._exchange`.
         allow_insecure_http: allow a plain ``http://`` base URL (or token URL) to a host other than
             this machine. Off, such a URL is refused: the token would travel in clear. TLS
             certificates are always verified.
+        transport: one try of a request, instead of aiohttp (:class:`aw_async.testing.MockTransport`);
+            ``session`` and ``trace_configs`` do not apply then, and it is never closed here.
+        clock: what every wait is made on (:class:`aw_async.testing.VirtualClock` in a test).
     """
 
     def __init__(
@@ -130,7 +142,11 @@ class AdultWorkClient:
         user_agent: str | None = None,
         codecs: Sequence[Codec] | None = None,
         journal: Journal | str | os.PathLike[str] | None = None,
+        max_rate: float | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
         allow_insecure_http: bool = False,
+        transport: Send | None = None,
+        clock: Clock | None = None,
     ) -> None:
         provider: TokenProvider = StaticToken(token) if isinstance(token, str) else token
         if not isinstance(provider, StaticToken | RefreshingToken):
@@ -153,15 +169,26 @@ class AdultWorkClient:
         codec_list: list[Codec] = list(codecs) if codecs is not None else [JsonCodec(), XmlCodec()]
         agent = f"aw-async/{__version__}"
         self.base_url = base_url
+        settings = RequestSettings(
+            base_url=base_url,
+            accept=_accept_for(self.format, codec_list),
+            user_agent=f"{user_agent} {agent}" if user_agent else agent,
+            api_key=api_key,
+        )
         self._api = Api(
-            transport=Transport(session=session, timeout=timeout, retry=RetryPolicy(max_retries=max_retries)),
-            token=provider,
-            settings=RequestSettings(
-                base_url=base_url,
-                accept=_accept_for(self.format, codec_list),
-                user_agent=f"{user_agent} {agent}" if user_agent else agent,
-                api_key=api_key,
+            transport=_transport(
+                transport,
+                session=session,
+                timeout=timeout,
+                trace_configs=trace_configs,
+                retry=RetryPolicy(max_retries=max_retries),
+                clock=clock or SYSTEM_CLOCK,
+                max_rate=max_rate,
+                root=settings.root,
+                token=provider,
             ),
+            token=provider,
+            settings=settings,
             codecs=CodecSet(codec_list),
         )
         #: CreditHistory operations.
@@ -176,6 +203,7 @@ class AdultWorkClient:
             api_root=api_root(base_url),
             settle=settle_seconds(timeout),
             wait_elsewhere=timeout,
+            clock=self._api.transport.clock,
         )
 
     def __repr__(self) -> str:
@@ -211,3 +239,38 @@ class AdultWorkClient:
             await self._api.transport.close()
         finally:
             await self._release_journal()
+
+
+def _transport(
+    exchange: Send | None,
+    *,
+    session: aiohttp.ClientSession | None,
+    timeout: float,
+    trace_configs: Sequence[aiohttp.TraceConfig],
+    retry: RetryPolicy,
+    clock: Clock,
+    max_rate: float | None,
+    root: str,
+    token: TokenProvider,
+) -> Transport:
+    """The transport of one client: its exchange (aiohttp's unless one is given), the account's
+    gate, and the pace ``max_rate`` asks for."""
+    if timeout <= 0:
+        raise ValueError(f"timeout must be positive, got {timeout}")
+    owned: AiohttpExchange | None = None
+    if exchange is None:
+        exchange = owned = AiohttpExchange(session=session, timeout=timeout, trace_configs=trace_configs)
+    elif session is not None or trace_configs:
+        raise ValueError("a transport replaces aiohttp: session and trace_configs do not apply to it")
+    pacer = Pacer(max_rate, clock) if max_rate is not None else None
+    return Transport(
+        exchange,
+        retry=retry,
+        clock=clock,
+        gate=account_gate(root, token, clock),
+        gate_root=root + "/",
+        pacer=pacer,
+        close_exchange=owned.close if owned is not None else None,
+        connections_in_use=(lambda: owned.connections_in_use) if owned is not None else None,
+    )
+

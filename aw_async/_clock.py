@@ -1,4 +1,4 @@
-"""Clocks that the exactly-once rules can trust, and the ones they must not.
+"""Clocks that the client's rules can trust, and the ones they must not.
 
 A wall clock (``datetime.now``) dates things for people and for matching the server's
 ``CreateDate``; it can step (NTP, a user, a VM resumed from a snapshot), so it never measures how long
@@ -7,17 +7,34 @@ has one (Linux's ``CLOCK_BOOTTIME``), keeps counting while the machine is suspen
 slept an hour has been away an hour. Processes of one host share that clock, so a duration between
 two processes' readings is :func:`seconds_between` two :class:`HostInstant` values, as long as the host
 did not reboot in between (the boot id tells).
+
+Every wait the client makes (a retry's backoff, a closed gate, a paced request) goes through a
+:class:`Clock`, and every deadline it keeps (a POST that must leave in time) is read from the same
+clock, so the two never disagree. The client is given one (``AdultWorkClient(..., clock=...)``);
+:data:`SYSTEM_CLOCK` (:func:`elapsed` and ``asyncio.sleep``) is the default, and
+:class:`aw_async.testing.VirtualClock` lets a test or a simulation run hours of waits in no time and
+read what was waited.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import time
 from functools import cache
+from typing import Protocol
 
 import attrs
 
-__all__ = ["HostInstant", "elapsed", "host_instant", "seconds_between"]
+__all__ = [
+    "SYSTEM_CLOCK",
+    "Clock",
+    "HostInstant",
+    "SystemClock",
+    "elapsed",
+    "host_instant",
+    "seconds_between",
+]
 
 _CLOCK = getattr(time, "CLOCK_BOOTTIME", None)
 if _CLOCK is None and sys.platform == "darwin":  # pragma: no cover - macOS: its CLOCK_MONOTONIC counts sleep
@@ -60,3 +77,32 @@ def seconds_between(earlier: HostInstant, later: HostInstant) -> float | None:
     if not earlier.boot or earlier.boot != later.boot:
         return None
     return later.seconds - earlier.seconds
+
+
+class Clock(Protocol):
+    """Seconds that never go back, and a way to let them pass."""
+
+    def now(self) -> float:
+        """Seconds on a clock that never goes back (its origin means nothing)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Return once ``seconds`` have passed on this clock."""
+        ...
+
+
+class SystemClock:
+    """The machine's clock that never steps (:func:`elapsed`), and ``asyncio.sleep``."""
+
+    def now(self) -> float:
+        return elapsed()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    def __repr__(self) -> str:
+        return "SystemClock()"
+
+
+#: The clock of every client that is not given one. One object, so that clients share their gates.
+SYSTEM_CLOCK = SystemClock()

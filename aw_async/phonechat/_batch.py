@@ -12,9 +12,10 @@ Invariants:
   :class:`~aw_async.models.MadeBooking` the caller gave: its data is the evidence) and one POST.
   The unknown outcomes of the batch's bookings are reconciled together first, from one reading of
   the listing.
-- A booking whose POST was refused with a 429 (recorded as refused: nothing was spent) is tried again
-  once its ``Retry-After`` has passed, at most ``rate_limit_retries`` times; only then does it fail
-  with :class:`~aw_async.errors.RateLimitError`.
+- A booking whose POST was refused with a 429 (recorded as refused: nothing was spent) goes back in
+  the queue and is tried again, at most ``rate_limit_retries`` times; only then does it fail with
+  :class:`~aw_async.errors.RateLimitError`. The wait is the account's gate's: the 429 closed it, and
+  every request of the batch waits there until its ``Retry-After`` has passed.
 - The batch stops starting bookings when it cannot go on: an authentication failure that a refresh
   could not mend, or a balance that could not be read. The bookings not started get a
   :class:`~aw_async.errors.NotStartedError` whose ``stopped_by`` is that error. Setting ``stop`` does
@@ -26,9 +27,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
-import heapq
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
@@ -38,7 +37,6 @@ from decimal import Decimal
 import attrs
 
 from .._aio import gather_or_cancel
-from .._clock import elapsed
 from .._redact import stand_in
 from ..errors import (
     AdultWorkError,
@@ -128,15 +126,7 @@ class _Item:
     booking_id: int
     evidence: MadeBooking | None
     rate_limited: int = 0
-    due: float = 0.0
     stage: Stage = Stage.JOURNAL
-
-    def __lt__(self, other: _Item) -> bool:  # the waiting heap: earliest due first
-        return (self.due, self.index) < (other.due, other.index)
-
-
-class _Requeue(Exception):
-    """The booking's POST was refused with a 429: it goes back in the queue."""
 
 
 Details = Callable[[int], Awaitable[MadeBooking]]
@@ -214,9 +204,6 @@ class _Batch:
         self.rate_limit_retries = rate_limit_retries
         self.outcomes: list[RescheduleOutcome | None] = [None] * len(items)
         self.pending = deque(items)
-        self.waiting: list[_Item] = []  # refused with a 429: due again later
-        self.running = 0
-        self.changed = asyncio.Event()
         self.stopped_by: AdultWorkError | None = None
         self.ledger_read: asyncio.Future[_CreditLedger] | None = None
         self.verdicts: dict[tuple[Key, int], Verdict] = {}
@@ -267,33 +254,15 @@ class _Batch:
 
     # --- the workers --------------------------------------------------------------------------
 
-    def _next(self) -> _Item | None:
-        if self.waiting and self.waiting[0].due <= elapsed():
-            return heapq.heappop(self.waiting)
-        return self.pending.popleft() if self.pending else None
-
     async def _worker(self) -> None:
-        while True:
+        while self.pending:
             if self.stopped_by is not None or (self.stop is not None and self.stop.is_set()):
                 self._not_started()
                 return
-            item = self._next()
-            if item is None:
-                if not self.waiting and self.running == 0:
-                    return
-                self.changed.clear()
-                timeout = max(0.0, self.waiting[0].due - elapsed()) if self.waiting else None
-                with contextlib.suppress(TimeoutError):  # a booking refused with a 429 is due again
-                    await asyncio.wait_for(self.changed.wait(), timeout)
-                continue
-            self.running += 1
-            try:
-                outcome = await self._reschedule(item)
-            finally:
-                self.running -= 1
-                self.changed.set()
-            if outcome is None:
-                heapq.heappush(self.waiting, item)
+            item = self.pending.popleft()
+            outcome = await self._reschedule(item)
+            if outcome is None:  # refused with a 429: behind the others (this worker takes it again)
+                self.pending.append(item)
                 continue
             self._report(item, outcome)
             if isinstance(outcome.error, AuthenticationError) and self.stopped_by is None:
@@ -307,9 +276,8 @@ class _Batch:
             if stopped_by is not None
             else "the batch was stopped before this booking began; nothing was sent"
         )
-        while (item := self.pending.popleft() if self.pending else None) or self.waiting:
-            if item is None:
-                item = heapq.heappop(self.waiting)
+        while self.pending:
+            item = self.pending.popleft()
             error = NotStartedError(message, stopped_by=stopped_by)
             self._report(item, RescheduleOutcome(item.booking_id, error=error, stage=Stage.NOT_STARTED))
 
@@ -336,9 +304,12 @@ class _Batch:
                 reconcile=self._reconcile,
             )
             return RescheduleOutcome(item.booking_id, booking=new)
-        except _Requeue:
-            return None
         except Exception as exc:  # whatever it is, it is this booking's outcome, not the batch's end
+            if isinstance(exc, RateLimitError) and item.rate_limited < self.rate_limit_retries:
+                # The POST was refused with a 429 (recorded as refused: nothing was spent, so a new
+                # claim is safe), or a read was after its own retries: again, behind the others.
+                item.rate_limited += 1
+                return None
             posting = bool(context_seen) and context_seen[0].post_may_have_left
             error = _as_outcome_error(exc, posting=posting)
             may = isinstance(error, OutcomeUnknownError) or (
@@ -384,10 +355,6 @@ class _Batch:
         except BaseException as exc:
             if ledger is not None and booking is not None:
                 ledger.refund_if_unspent(booking, exc, post_may_have_left=context.post_may_have_left)
-            if isinstance(exc, RateLimitError) and item.rate_limited < self.rate_limit_retries:
-                item.rate_limited += 1
-                item.due = elapsed() + (exc.retry_after if exc.retry_after is not None else 1.0)
-                raise _Requeue from None  # recorded as refused (nothing spent): a new claim is safe
             raise
 
     async def _ledger(self) -> _CreditLedger:

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 
 from .._aio import SingleFlight
-from .._clock import elapsed
+from .._clock import SYSTEM_CLOCK, Clock
 from .._server_clock import ServerClock, offset_minutes
 from ..errors import AlreadyRescheduledError, InFlightElsewhereError, JournalError, OutcomeUnknownError
 from ..journal import AttemptState, Journal, JournalEntry, Key, Terms, outcome_of
@@ -71,8 +71,8 @@ class AttemptContext:
     entry: JournalEntry
     """The attempt (renewed, if it had to be)."""
     started: float
-    """When the attempt (or its renewal) began, by :func:`aw_async._clock.elapsed`, read before the
-    claim was sent: the POST's deadline counts from here."""
+    """When the attempt (or its renewal) began on the client's clock (the transport's, which holds
+    the POST to its deadline), read before the claim was sent: the deadline counts from here."""
     guard: RescheduleGuard
     terms: Terms | None = None
     """The original's terms, once the work has read the booking (kept with the outcome)."""
@@ -81,14 +81,14 @@ class AttemptContext:
 
     async def before_post(self) -> float:
         """Prove the claim is still held, right before the POST; the deadline (a reading of the
-        elapsed clock) after which the POST must not leave.
+        client's clock) after which the POST must not leave.
 
         Raises:
             JournalError: the claim is no longer this owner's (nothing is sent).
         """
-        journal = self.guard.journal
-        if elapsed() - self.started > RENEW_AFTER:
-            started = elapsed()
+        journal, clock = self.guard.journal, self.guard.clock
+        if clock.now() - self.started > RENEW_AFTER:
+            started = clock.now()
             renewed = await journal.renew(self.entry, server_now=self.guard.server_clock.now())
             if renewed is None:
                 raise JournalError(
@@ -114,6 +114,7 @@ class RescheduleGuard:
         wait_elsewhere: how long a call waits for another process's attempt in flight.
         server_clock: the server's clock, as the client's answers show it.
         reconcile: reconciles an unknown attempt (reads MadeBookings; records its verdict).
+        clock: the client's clock: the POST's deadline, and the waits for another owner.
     """
 
     def __init__(
@@ -125,8 +126,10 @@ class RescheduleGuard:
         wait_elsewhere: float,
         server_clock: ServerClock,
         reconcile: Reconcile,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.journal = journal
+        self.clock = clock
         self.api_root = api_root
         self.settle = settle
         self.wait_elsewhere = wait_elsewhere
@@ -212,11 +215,11 @@ class RescheduleGuard:
                     continue  # recorded as refused (or someone moved on): claim again
                 assert isinstance(verdict, InFlight)
             # In flight with a live owner (here or elsewhere): wait for its outcome, a bounded time.
-            now = elapsed()
+            now = self.clock.now()
             waited_since = now if waited_since is None else waited_since
             if now - waited_since >= self.wait_elsewhere:
                 raise InFlightElsewhereError(key.booking_id, entry.started_at)
-            await asyncio.sleep(poll)
+            await self.clock.sleep(poll)
             poll = min(poll * 2, 1.0)
         raise OutcomeUnknownError(
             f"booking {key.booking_id}: other attempts kept changing its journal entry; nothing was sent",
@@ -228,7 +231,7 @@ class RescheduleGuard:
     ) -> tuple[float, JournalEntry] | JournalEntry:
         """One claim: (start, entry) if granted, else the entry that refused it. A caller cancelled
         while its claim is on its way gives the claim back once it lands (nothing was sent)."""
-        started = elapsed()
+        started = self.clock.now()
         claiming = asyncio.ensure_future(
             self.journal.claim(
                 key, force=force, settle=self.settle, server_now=self.server_clock.now(), terms=terms

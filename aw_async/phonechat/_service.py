@@ -20,6 +20,7 @@ from decimal import Decimal
 
 from .._aio import gather_or_cancel
 from .._api import Api
+from .._clock import SYSTEM_CLOCK, Clock
 from .._credit_history import CreditHistoryService
 from .._endpoints import (
     CANCEL_MADE_BOOKING,
@@ -76,6 +77,7 @@ class PhoneChatService:
         api_root: the client's normalised ``base_url`` (the journal's keys are per API root).
         settle: the settle window of this client's attempts, in seconds.
         wait_elsewhere: how long a reschedule waits for another process's attempt in flight.
+        clock: the client's clock (the POST's deadline is read on the transport's).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class PhoneChatService:
         api_root: str,
         settle: float,
         wait_elsewhere: float,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._api = api
         self._credit_history = credit_history
@@ -105,6 +108,7 @@ class PhoneChatService:
             wait_elsewhere=wait_elsewhere,
             server_clock=api.server_clock,
             reconcile=self._reconcile_one,
+            clock=clock,
         )
 
     # --- reading ---------------------------------------------------------------------------------

@@ -14,13 +14,19 @@ A fault applies to the next matching request(s) (``times``), in the order added.
 then the answer is lost: the case a client must report as "outcome unknown") or ``"late"`` (the
 answer is lost at once, and the request is processed ``seconds`` later: a server that works through
 a queue after its gateway gave up).
+
+A :class:`RateLimit` (``SandboxServer.limit_rate``) throttles each token as ASP.NET Web API's
+throttling handlers do: a request beyond the rate is not processed, and gets a 429 with a whole
+number of seconds in ``Retry-After`` and a Web API error body.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import struct
+import time
 from collections.abc import Callable
 from typing import Literal
 
@@ -29,7 +35,7 @@ from aiohttp import web
 
 from ..models import ErrorBody
 
-__all__ = ["Fault", "FaultKind", "Faults", "answer_instead", "answer_partly"]
+__all__ = ["Fault", "FaultKind", "Faults", "RateLimit", "answer_instead", "answer_partly"]
 
 FaultKind = Literal[
     "rate_limit", "server_error", "answer", "reset", "reset_body", "truncate", "slow_body", "delay"
@@ -96,6 +102,41 @@ class Faults:
                     self._waiting.remove(fault)
                 return fault
         return None
+
+
+class RateLimit:
+    """A token bucket per token: ``burst`` requests at once, refilled at ``per_second``.
+
+    Attributes:
+        refused: how many requests it answered with a 429.
+    """
+
+    def __init__(self, per_second: float, *, burst: int = 10) -> None:
+        if not (math.isfinite(per_second) and per_second > 0):
+            raise ValueError(f"per_second must be a positive number, got {per_second!r}")
+        if burst < 1:
+            raise ValueError(f"burst must be at least 1, got {burst!r}")
+        self.per_second = per_second
+        self.burst = burst
+        self.refused = 0
+        self._buckets: dict[str, tuple[float, float]] = {}  # token: (requests left, when counted)
+
+    def retry_after(self, token: str) -> int | None:
+        """None if a request with ``token`` may go on now (and count it); else the whole seconds
+        until it could."""
+        now = time.monotonic()
+        left, then = self._buckets.get(token, (float(self.burst), now))
+        left = min(float(self.burst), left + (now - then) * self.per_second)
+        if left >= 1.0:
+            self._buckets[token] = (left - 1.0, now)
+            return None
+        self._buckets[token] = (left, now)  # a refused request takes nothing from the bucket
+        self.refused += 1
+        return max(1, math.ceil((1.0 - left) / self.per_second))
+
+    def message(self) -> str:
+        """The message of the 429's body, in the words of WebApiThrottle."""
+        return f"API calls quota exceeded! maximum admitted {self.per_second:g} per Second."
 
 
 async def answer_instead(

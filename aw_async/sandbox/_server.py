@@ -27,7 +27,7 @@ from .._endpoints import ENDPOINTS, Endpoint
 from ..codecs import JsonCodec, XmlCodec, decode_query
 from ..errors import DecodeError
 from ..models import ErrorBody, MadeBooking, UserBookingRequirements
-from ._faults import Faults, answer_instead, answer_partly
+from ._faults import Faults, RateLimit, answer_instead, answer_partly
 from ._handlers import HANDLERS
 from ._state import ALL_SCOPES, RefreshGrant, Refusal, SandboxState, TokenGrant
 
@@ -111,6 +111,7 @@ class SandboxServer:
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._late: set[asyncio.Future[None]] = set()  # requests to be processed later (a "late" fault)
+        self._rate_limit: RateLimit | None = None
 
     # --- seeding and inspecting -------------------------------------------------------------------
 
@@ -197,6 +198,17 @@ class SandboxServer:
         """The ids of the bookings ``booking_id`` was rescheduled into, oldest first."""
         return list(self.state.rescheduled.get(booking_id, ()))
 
+    def limit_rate(self, per_second: float, *, burst: int = 10) -> None:
+        """Throttle each token to ``per_second`` requests, after a burst of ``burst``: a request
+        beyond it is not processed, and gets a 429 with ``Retry-After`` (whole seconds) and a Web
+        API error body, as an ASP.NET Web API throttle answers. A new call replaces the limit."""
+        self._rate_limit = RateLimit(per_second, burst=burst)
+
+    @property
+    def rate_limited(self) -> int:
+        """How many requests the rate limit (:meth:`limit_rate`) answered with a 429."""
+        return self._rate_limit.refused if self._rate_limit is not None else 0
+
     # --- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -242,6 +254,10 @@ class SandboxServer:
 
     async def _serve(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(SeenRequest(request.method, request.path, request.query_string))
+        if self._rate_limit is not None:
+            throttled = self._throttle(request, self._rate_limit)
+            if throttled is not None:
+                return throttled
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         fault = self.faults.take(request.method, request.path)
@@ -274,6 +290,17 @@ class SandboxServer:
     async def _process_later(self, request: web.Request, body: bytes, seconds: float) -> None:
         await asyncio.sleep(seconds)
         self._answer(request, body)
+
+    def _throttle(self, request: web.Request, limit: RateLimit) -> web.Response | None:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return None  # the token endpoint, and requests refused as unauthorized anyway
+        retry_after = limit.retry_after(token.strip())
+        if retry_after is None:
+            return None
+        body, content_type = self._encode(request, ErrorBody(message=limit.message()))
+        headers = {"Content-Type": content_type, "Retry-After": str(retry_after)}
+        return web.Response(status=429, body=body, headers=headers)
 
     def _answer(self, request: web.Request, body: bytes) -> tuple[int, object]:
         try:

@@ -1,0 +1,173 @@
+"""One gate per account, and an optional pace: how a client keeps to the vendor's rate limit.
+
+A 429 (or a 503 with ``Retry-After``) is the server's word that the *account* is over its limit, not
+only the request that got it. So it closes the account's :class:`Gate` for the time it names, and
+every request of that account waits there, whichever client of the process sends it. When the gate
+opens, its waiters go through spread over :data:`RELEASE_WINDOW` (the first at the opening time,
+each other at its own random moment after it), never all at once: released together they would make
+the next 429 at once, and a batch would stall.
+
+The account is the API root plus the token's identity: the value of a fixed token (kept only as a
+keyed hash, so no key can show a token in a repr or a log), or the :class:`RefreshingToken` object
+itself (its refresh chain: the access token changes, the account does not). Clients with the same
+account and the same clock share one gate; the registry holds gates weakly, so a gate lives as long
+as a client that uses it.
+
+A :class:`Pacer` (``AdultWorkClient(max_rate=...)``) spaces a client's requests out to a fixed rate
+with a small burst, for a client whose limit is known, so that it seldom meets a 429 at all. It is
+GCRA (the generic cell rate algorithm): each request reserves the next slot under no ``await``, so
+concurrent requests get slots in turn, and the clock is injected, so a test can count requests per
+second of virtual time. (aiolimiter's leaky bucket would pace as well, but it reads the event loop's
+clock and schedules its own wake-ups, so its waits could be neither recorded nor run in virtual time.)
+
+Invariants:
+
+- A request that finds the gate open pays one attribute read; nothing else is done.
+- A waiter never goes through before the gate's opening time; if the gate is closed again while it
+  waits, it waits again.
+- A closure never shortens one already in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import random
+import weakref
+from typing import Any
+
+from ._clock import Clock
+
+__all__ = ["RELEASE_WINDOW", "Gate", "Pacer", "account_gate"]
+
+#: Waiters of a gate that opens go through over this many seconds, each at a random moment in it.
+#: One second: ``Retry-After`` speaks in whole seconds, so this spreads over the resolution it has.
+RELEASE_WINDOW = 1.0
+
+# A per-process key for the hash of a fixed token: the hash cannot be checked against a guessed
+# token anywhere else, and it is never written down.
+_PROCESS_KEY = os.urandom(32)
+
+
+class Gate:
+    """Closed after a 429 (or a 503 with ``Retry-After``) until the time the server named.
+
+    Args:
+        clock: the clock its times are read on.
+        rng: where the release moments come from (inject one to check them).
+        release_window: see :data:`RELEASE_WINDOW`.
+    """
+
+    def __init__(
+        self, clock: Clock, *, rng: random.Random | None = None, release_window: float = RELEASE_WINDOW
+    ) -> None:
+        self.clock = clock
+        self.rng = rng or random.Random()
+        self.release_window = release_window
+        #: When the gate opens, on :attr:`clock`; 0 while it is open.
+        self.opens_at = 0.0
+        #: How many times it was closed (for tests and metrics).
+        self.closures = 0
+        #: How many requests wait at it now.
+        self.waiting = 0
+
+    def __repr__(self) -> str:
+        return f"<Gate opens_at={self.opens_at:.3f} closures={self.closures}>"
+
+    def close(self, seconds: float) -> None:
+        """Keep every request of the account back for ``seconds`` from now (or longer, if it is
+        closed for longer already)."""
+        until = self.clock.now() + max(0.0, seconds)
+        if until > self.opens_at:
+            self.opens_at = until
+        self.closures += 1
+
+    def is_closed(self) -> bool:
+        """Whether a request arriving now would wait."""
+        return bool(self.opens_at) and self.clock.now() < self.opens_at
+
+    async def wait(self) -> float:
+        """Return once the gate is open and this waiter's moment has come; the seconds waited."""
+        waited = 0.0
+        while self.opens_at:
+            opens_at = self.opens_at
+            now = self.clock.now()
+            if now >= opens_at:
+                self.opens_at = 0.0  # open: the next request pays one attribute read again
+                break
+            # The first waiter goes at the opening time; each one that joins it, at a random moment
+            # of the window after it. A lone request waits no longer than the server asked.
+            spread = self.rng.uniform(0.0, self.release_window) if self.waiting else 0.0
+            pause = opens_at - now + spread
+            self.waiting += 1
+            try:
+                await self.clock.sleep(pause)
+            finally:
+                self.waiting -= 1
+            waited += pause
+            if self.opens_at == opens_at:  # not closed again while this waiter slept
+                break
+        return waited
+
+
+class Pacer:
+    """At most ``rate`` requests a second, after a burst of ``burst``: GCRA, on an injected clock.
+
+    The burst is a second's worth of requests by default, between 1 and 10."""
+
+    def __init__(self, rate: float, clock: Clock, *, burst: int | None = None) -> None:
+        if isinstance(rate, bool) or not (isinstance(rate, int | float) and math.isfinite(rate) and rate > 0):
+            raise ValueError(f"max_rate must be a positive number of requests per second, got {rate!r}")
+        if burst is None:
+            burst = max(1, min(10, int(rate)))
+        if burst < 1:
+            raise ValueError(f"a burst must be at least 1, got {burst!r}")
+        self.rate = float(rate)
+        self.burst = burst
+        self.clock = clock
+        self._interval = 1.0 / rate
+        self._tolerance = (burst - 1) * self._interval
+        self._next = -math.inf  # GCRA's theoretical arrival time
+
+    def __repr__(self) -> str:
+        return f"<Pacer {self.rate:g}/s burst {self.burst}>"
+
+    async def take(self) -> bool:
+        """Wait for this request's slot; True if it had to wait."""
+        now = self.clock.now()
+        arrival = max(self._next, now)
+        self._next = arrival + self._interval  # reserved before any await: slots are taken in turn
+        start = arrival - self._tolerance
+        if start <= now:
+            return False
+        await self.clock.sleep(start - now)
+        return True
+
+
+_GATES: weakref.WeakValueDictionary[tuple[Any, ...], Gate] = weakref.WeakValueDictionary()
+
+
+def account_gate(root: str, token: object, clock: Clock) -> Gate:
+    """The gate of the account (``root``, ``token``) on ``clock``, shared with every client of the
+    process that has the same account and clock.
+
+    Args:
+        root: the API root (``base_url`` without a trailing slash).
+        token: the client's token provider: a fixed token is known by a keyed hash of its value,
+            any other provider by the object itself.
+    """
+    key = (root.lower(), _identity(token), clock)
+    gate = _GATES.get(key)
+    if gate is None:
+        gate = _GATES[key] = Gate(clock)
+    return gate
+
+
+def _identity(token: object) -> object:
+    from ._tokens import StaticToken  # the tokens module sits above this one
+
+    if isinstance(token, StaticToken):
+        (value,) = token.secrets()
+        return hashlib.blake2b(value.encode(), key=_PROCESS_KEY, digest_size=16).hexdigest()
+    return token

@@ -1,0 +1,261 @@
+"""The account's gate and the client's pace, in virtual time; and the sandbox's rate limit.
+
+A 429 (or a 503 with Retry-After) closes the gate of the account (API root and token): every request
+of every client of that account waits until it opens, and the waiters go through spread out, not
+all at once. ``max_rate`` paces a client. Times are read on a VirtualClock, never on the wall.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import random
+import weakref
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from aw_async import SANDBOX_URL, AdultWorkClient, RefreshingToken, StaticToken
+from aw_async._gate import RELEASE_WINDOW, Gate, Pacer, account_gate
+from aw_async.errors import RateLimitError, ServerError
+from aw_async.models import ErrorBody
+from aw_async.sandbox import SandboxServer
+from aw_async.testing import MockTransport, Request, Response, VirtualClock
+
+from .answers import answer, error
+
+TOKEN = "gate-token-31d2"
+OTHER_TOKEN = "gate-token-88aa"
+
+
+class Api:
+    """An API in memory: balances answer 1; a POST gets whatever :attr:`post_answer` says; every
+    request's virtual arrival time is written down."""
+
+    def __init__(self, clock: VirtualClock) -> None:
+        self.clock = clock
+        self.post_answer: Response = error(429, "Too many requests.", **{"Retry-After": "5"})
+        self.arrivals: list[tuple[str, float]] = []
+        self.transport = MockTransport(self.handle)
+
+    def handle(self, request: Request) -> Response:
+        self.arrivals.append((request.headers["Authorization"].split()[-1], self.clock.now()))
+        if request.method == "POST":
+            return self.post_answer
+        return answer(Decimal(1))
+
+    def client(self, token: Any = TOKEN, **kwargs: Any) -> AdultWorkClient:
+        return AdultWorkClient(token, transport=self.transport, clock=self.clock, **kwargs)
+
+    def times(self, token: str = TOKEN) -> list[float]:
+        return [when for who, when in self.arrivals if who == token]
+
+
+async def test_a_single_posts_429_is_raised_at_once_and_closes_the_gate_for_the_rest(
+    clock: VirtualClock,
+) -> None:
+    api = Api(clock)
+    async with api.client() as aw:
+        with pytest.raises(RateLimitError):
+            await aw.phonechat.reschedule_made_booking(1, check_preconditions=False)
+        assert clock.sleeps == []  # the call that got the 429 did not wait
+        assert clock.now() == 0.0
+        await aw.credit_history.get_current_credit_balance()
+    assert api.times() == [0.0, 5.0]  # the next request waited for the gate
+    assert clock.sleeps == [5.0]
+
+
+async def test_a_503_with_retry_after_closes_the_gate_too(clock: VirtualClock) -> None:
+    api = Api(clock)
+    api.post_answer = error(503, "Busy.", **{"Retry-After": "4"})
+    async with api.client() as aw:
+        with pytest.raises(ServerError):
+            await aw.phonechat.reschedule_made_booking(1, check_preconditions=False)
+        await aw.credit_history.get_current_credit_balance()
+    assert api.times() == [0.0, 4.0]
+
+
+async def test_a_503_without_retry_after_closes_nothing(clock: VirtualClock) -> None:
+    api = Api(clock)
+    api.post_answer = error(503, "Busy.")
+    async with api.client() as aw:
+        with pytest.raises(ServerError):
+            await aw.phonechat.reschedule_made_booking(1, check_preconditions=False)
+        await aw.credit_history.get_current_credit_balance()
+    assert api.times() == [0.0, 0.0]
+
+
+async def test_a_get_that_meets_a_429_waits_at_the_gate_and_goes_through(clock: VirtualClock) -> None:
+    api = Api(clock)
+    replies = [error(429, **{"Retry-After": "3"}), answer(Decimal(2))]
+    api.transport.handler = lambda request: (api.arrivals.append((TOKEN, clock.now())), replies.pop(0))[1]
+    async with api.client() as aw:
+        assert await aw.credit_history.get_current_credit_balance() == Decimal(2)
+    assert api.times() == [0.0, 3.0]
+
+
+async def test_another_client_of_the_same_account_waits_and_other_accounts_do_not(
+    clock: VirtualClock,
+) -> None:
+    api = Api(clock)
+    async with (
+        api.client() as first,
+        api.client() as second,  # same token, same API root: the same account
+        api.client(OTHER_TOKEN) as other_token,
+        api.client(base_url="https://api.adultwork.com") as other_root,
+    ):
+        with pytest.raises(RateLimitError):
+            await first.phonechat.reschedule_made_booking(1, check_preconditions=False)
+        await other_token.credit_history.get_current_credit_balance()
+        await other_root.credit_history.get_current_credit_balance()
+        assert clock.now() == 0.0  # neither waited
+        await second.credit_history.get_current_credit_balance()
+    assert api.times(OTHER_TOKEN) == [0.0]
+    assert api.times()[-1] == 5.0
+
+
+async def test_waiters_are_released_over_a_spread_never_all_at_once(clock: VirtualClock) -> None:
+    api = Api(clock)
+    async with api.client() as aw:
+        with pytest.raises(RateLimitError):
+            await aw.phonechat.reschedule_made_booking(1, check_preconditions=False)
+        await asyncio.gather(*(aw.credit_history.get_current_credit_balance() for _ in range(20)))
+    released = sorted(api.times()[1:])
+    assert len(released) == 20
+    assert released[0] == 5.0  # the first waiter goes when the gate opens...
+    assert all(5.0 <= when <= 5.0 + RELEASE_WINDOW for when in released)
+    assert len(set(released)) == 20  # ...and each of the others at a moment of its own
+    assert released[-1] - released[0] > RELEASE_WINDOW / 2
+
+
+async def test_the_release_moments_come_from_the_gates_random_source() -> None:
+    async def release_times(seed: int) -> list[float]:
+        clock = VirtualClock()
+        gate = Gate(clock, rng=random.Random(seed))
+        gate.close(2.0)
+        times: list[float] = []
+
+        async def waiter() -> None:
+            await gate.wait()
+            times.append(clock.now())
+
+        await asyncio.gather(*(waiter() for _ in range(5)))
+        return times
+
+    assert await release_times(7) == await release_times(7)
+    assert await release_times(7) != await release_times(8)
+    assert min(await release_times(7)) == 2.0
+
+
+async def test_a_gate_closed_again_holds_its_waiters_again() -> None:
+    clock = VirtualClock()
+    gate = Gate(clock, release_window=0.0)
+    gate.close(2.0)
+    waiting = asyncio.ensure_future(gate.wait())
+    await asyncio.sleep(0)
+    gate.close(5.0)  # a 429 to another request meanwhile
+    await waiting
+    assert clock.now() == 5.0
+
+
+def test_a_closure_never_shortens_one_in_force() -> None:
+    clock = VirtualClock()
+    gate = Gate(clock)
+    gate.close(10.0)
+    gate.close(1.0)
+    assert gate.opens_at == 10.0
+    assert gate.is_closed()
+    clock.advance(10.0)
+    assert not gate.is_closed()
+
+
+def test_the_account_is_the_api_root_and_the_tokens_identity_and_no_key_holds_a_token() -> None:
+    clock = VirtualClock()
+    root = SANDBOX_URL
+    gate = account_gate(root, StaticToken(TOKEN), clock)
+    assert account_gate(root, StaticToken(TOKEN), clock) is gate  # a fixed token: by its value
+    assert account_gate(root.upper(), StaticToken(TOKEN), clock) is gate
+    assert account_gate(root, StaticToken(OTHER_TOKEN), clock) is not gate
+    assert account_gate("https://api.adultwork.com", StaticToken(TOKEN), clock) is not gate
+    assert account_gate(root, StaticToken(TOKEN), VirtualClock()) is not gate  # another time base
+    refreshing = RefreshingToken("app", "secret-1", "refresh-1", access_token=TOKEN)
+    twin = RefreshingToken("app", "secret-1", "refresh-1", access_token=TOKEN)
+    by_chain = account_gate(root, refreshing, clock)
+    assert account_gate(root, refreshing, clock) is by_chain  # a refreshing token: by its chain
+    assert account_gate(root, twin, clock) is not by_chain
+    from aw_async._gate import _GATES
+
+    for key in list(_GATES.keys()):
+        assert TOKEN not in repr(key)
+        assert "refresh-1" not in repr(key)
+
+
+def test_a_gate_lives_only_as_long_as_a_client_that_uses_it() -> None:
+    clock = VirtualClock()
+    aw = AdultWorkClient(TOKEN, transport=MockTransport(lambda request: answer(1)), clock=clock)
+    gate = weakref.ref(account_gate(SANDBOX_URL, StaticToken(TOKEN), clock))
+    assert gate() is not None
+    del aw
+    gc.collect()
+    assert gate() is None
+
+
+async def test_max_rate_paces_the_clients_requests(clock: VirtualClock) -> None:
+    api = Api(clock)
+    async with api.client(max_rate=10) as aw:  # a burst of 10, then one each 0.1 s
+        await asyncio.gather(*(aw.credit_history.get_current_credit_balance() for _ in range(60)))
+    times = sorted(round(when, 9) for when in api.times())  # slots are sums of 0.1 s
+    assert times[:10] == [0.0] * 10
+    for second in range(1, 5):
+        in_window = [when for when in times if second <= when < second + 1]
+        assert len(in_window) == 10
+    assert times[-1] == pytest.approx(5.0)  # no slower than the rate either
+
+
+async def test_without_max_rate_nothing_is_paced(clock: VirtualClock) -> None:
+    api = Api(clock)
+    async with api.client() as aw:
+        await asyncio.gather(*(aw.credit_history.get_current_credit_balance() for _ in range(60)))
+    assert set(api.times()) == {0.0}
+    assert clock.sleeps == []
+
+
+async def test_a_pacer_gives_slots_in_turn() -> None:
+    clock = VirtualClock()
+    pacer = Pacer(4, clock, burst=2)
+    waited = [await pacer.take() for _ in range(4)]
+    assert waited == [False, False, True, True]
+    assert clock.sleeps == [0.25, 0.25]
+
+
+# --- the sandbox's rate limit ---------------------------------------------------------------------
+
+
+async def test_the_sandbox_answers_429_beyond_each_tokens_rate_as_web_api_does() -> None:
+    async with SandboxServer() as sandbox:
+        for token, user in ((TOKEN, 1), (OTHER_TOKEN, 2)):
+            sandbox.add_token(token, user_id=user)
+            sandbox.set_balance(user, Decimal(5))
+        sandbox.limit_rate(0.01, burst=2)  # two at once, then one each 100 s
+        async with AdultWorkClient(TOKEN, base_url=sandbox.url, max_retries=0) as aw:
+            await aw.credit_history.get_current_credit_balance()
+            await aw.credit_history.get_current_credit_balance()
+            with pytest.raises(RateLimitError) as caught:
+                await aw.credit_history.get_current_credit_balance()
+        async with AdultWorkClient(OTHER_TOKEN, base_url=sandbox.url) as other:
+            assert await other.credit_history.get_current_credit_balance() == Decimal(5)
+        assert sandbox.rate_limited == 1
+    assert caught.value.status == 429
+    assert caught.value.retry_after is not None
+    assert caught.value.retry_after == int(caught.value.retry_after) >= 1  # whole seconds
+    assert isinstance(caught.value.body, ErrorBody)
+    assert "quota exceeded" in caught.value.message
+
+
+def test_a_sandbox_rate_limit_must_be_positive() -> None:
+    sandbox = SandboxServer()
+    with pytest.raises(ValueError, match="per_second"):
+        sandbox.limit_rate(0)
+    with pytest.raises(ValueError, match="burst"):
+        sandbox.limit_rate(1, burst=0)

@@ -1,0 +1,82 @@
+"""aw_async.testing: the in-memory transport and the virtual clock that tests of aw_async (and of
+applications that use it) build on."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+from aw_async import AdultWorkClient
+from aw_async.errors import OutcomeUnknownError, TransportError
+from aw_async.testing import ExchangeError, Failure, MockTransport, Request, Response, VirtualClock
+
+from .answers import answer
+
+
+def test_importing_it_is_cheap() -> None:
+    code = (
+        "import sys, aw_async.testing; "
+        "print(sorted(m for m in ('aiohttp.web', 'aw_async.sandbox', 'opentelemetry') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+async def test_a_handler_may_be_async_and_every_request_is_kept() -> None:
+    async def handler(request: Request) -> Response:
+        await asyncio.sleep(0)
+        return answer(Decimal("2.5"))
+
+    transport = MockTransport(handler)
+    async with AdultWorkClient("t", transport=transport) as aw:
+        assert await aw.credit_history.get_current_credit_balance() == Decimal("2.5")
+        assert await aw.credit_history.get_current_credit_balance() == Decimal("2.5")
+    assert [request.method for request in transport.requests] == ["GET", "GET"]
+
+
+@pytest.mark.parametrize(
+    ("failure", "get_tries", "post_error"),
+    [(Failure.NOT_SENT, 3, TransportError), (Failure.OUTCOME_UNKNOWN, 3, OutcomeUnknownError)],
+)
+async def test_a_handler_may_raise_an_exchange_error_that_says_whether_the_request_left(
+    clock: VirtualClock, failure: Failure, get_tries: int, post_error: type[TransportError]
+) -> None:
+    def handler(request: Request) -> Response:
+        raise ExchangeError(failure, "the line went dead")
+
+    transport = MockTransport(handler)
+    async with AdultWorkClient("t", transport=transport, clock=clock) as aw:
+        with pytest.raises(TransportError, match="the line went dead"):
+            await aw.credit_history.get_current_credit_balance()
+        assert len(transport.requests) == get_tries
+        with pytest.raises(post_error) as caught:
+            await aw.phonechat.reschedule_made_booking(1, check_preconditions=False)
+    assert type(caught.value) is post_error
+    posts = [request for request in transport.requests if request.method == "POST"]
+    assert len(posts) == (3 if failure is Failure.NOT_SENT else 1)  # a POST that may have left: once
+
+
+async def test_the_virtual_clock_wakes_sleepers_in_the_order_of_their_deadlines() -> None:
+    clock = VirtualClock()
+    woke: list[tuple[str, float]] = []
+
+    async def sleeper(name: str, seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append((name, clock.now()))
+
+    await asyncio.gather(sleeper("late", 3.0), sleeper("early", 1.0), sleeper("middle", 2.0))
+    assert woke == [("early", 1.0), ("middle", 2.0), ("late", 3.0)]
+    assert clock.sleeps == [3.0, 1.0, 2.0]
+
+
+async def test_a_cancelled_sleeper_does_not_hold_the_clock() -> None:
+    clock = VirtualClock()
+    doomed = asyncio.ensure_future(clock.sleep(100.0))
+    await asyncio.sleep(0)
+    doomed.cancel()
+    await clock.sleep(1.0)
+    assert clock.now() == 1.0
