@@ -25,6 +25,7 @@ from ._rules import (
     Key,
     Terms,
     claimed,
+    displaced_by_user,
     expired,
     may_claim,
     may_record_outcome,
@@ -145,8 +146,9 @@ class MemoryJournal(Journal):
         current = self._read(entry.key)
         if not may_renew(current, attempt=entry.attempt, owner=self.owner):
             return None
+        assert current is not None
         now = self._clocks.wall()
-        renewed = attrs.evolve(entry, started_at=now, updated_at=now, server_started_at=server_now, age=0.0)
+        renewed = attrs.evolve(current, started_at=now, updated_at=now, server_started_at=server_now, age=0.0)
         self._write(renewed, self._clocks.host())
         return renewed
 
@@ -228,15 +230,15 @@ class MemoryJournal(Journal):
         if rescheduled_into is not None:
             other = self._results.get((key.api_root, rescheduled_into))
             if other is not None and other != key.booking_id:  # the user says otherwise: the user wins
-                self._settle_other_away(Key(key.api_root, other))
+                displaced = Key(key.api_root, other)
+                previous = self._read(displaced)
+                self._results.pop((key.api_root, rescheduled_into))
+                if displaced_by_user(previous, rescheduled_into):
+                    assert previous is not None
+                    self._settle(previous, AttemptState.UNKNOWN, Decider.USER, None)
         state = AttemptState.RESCHEDULED if rescheduled_into is not None else AttemptState.REFUSED
         self._settle(entry, state, Decider.USER, rescheduled_into)
         return self._read(key)
-
-    def _settle_other_away(self, key: Key) -> None:
-        """The user says ``key``'s recorded new booking is another's: ``key`` goes back to unknown."""
-        stored = self._stored[key]
-        self._settle(stored.entry, AttemptState.UNKNOWN, Decider.USER, None)
 
     def _unattempted(self, key: Key) -> JournalEntry:
         """A booking the journal has no attempt of, as a verdict or the user's answer records it."""

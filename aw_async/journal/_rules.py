@@ -36,6 +36,8 @@ every claim of the key):
   attempt that counts as ``unknown``. Applies only to that very attempt, never over a newer attempt
   or a live claim.
 - **resolve** (:func:`may_resolve`): the user's own answer; refused while an attempt is in flight.
+  A booking the user names as the reschedule of this one is taken from the entry that recorded it
+  (:func:`displaced_by_user`), which goes back to unknown: reconciled again before anything is sent.
 - **forget** (:func:`expired`): settled entries past their keeping time.
 
 Invariants:
@@ -84,6 +86,7 @@ __all__ = [
     "Key",
     "Terms",
     "claimed",
+    "displaced_by_user",
     "expired",
     "may_claim",
     "may_record_outcome",
@@ -316,6 +319,17 @@ def may_resolve(entry: JournalEntry | None) -> bool:
     """Whether the user's answer may be recorded: anything but an attempt in flight with a live
     owner (whose POST may be on its way)."""
     return entry is None or entry.effective_state is not AttemptState.IN_FLIGHT
+
+
+def displaced_by_user(entry: JournalEntry | None, new_booking_id: int) -> bool:
+    """Whether ``entry``, which records ``new_booking_id`` as its reschedule, goes back to unknown
+    because the user says that booking is another's. An attempt in flight with a live owner is left
+    alone (only the record of which booking is whose moves)."""
+    return (
+        entry is not None
+        and entry.effective_state is not AttemptState.IN_FLIGHT
+        and entry.new_booking_id == new_booking_id
+    )
 
 
 def expired(

@@ -49,6 +49,7 @@ from ._rules import (
     Key,
     Terms,
     claimed,
+    displaced_by_user,
     may_claim,
     may_record_verdict,
     may_renew,
@@ -494,10 +495,23 @@ class SqliteJournal(Journal):
             current = self._select(connection, [entry.key], now_host).get(entry.key)
             if not may_renew(current, attempt=entry.attempt, owner=self._lock.token):
                 return None
+            assert current is not None
             renewed = attrs.evolve(
-                entry, started_at=now, updated_at=now, server_started_at=server_now, age=0.0
+                current, started_at=now, updated_at=now, server_started_at=server_now, age=0.0
             )
-            self._upsert(connection, [self._row(renewed, now_host)], f" ON CONFLICT DO UPDATE SET {_SET_ALL}")
+            connection.execute(
+                "UPDATE attempts SET started_at = ?, started_boot = ?, started_elapsed = ?, updated_at = ?,"
+                " server_started_at = ? WHERE api_root = ? AND booking_id = ?",
+                (
+                    now.isoformat(),
+                    now_host.boot,
+                    now_host.seconds,
+                    now.isoformat(),
+                    _iso(server_now),
+                    entry.api_root,
+                    entry.booking_id,
+                ),
+            )
             return renewed
 
         renewed: JournalEntry | None = await self._do(renew)
@@ -576,7 +590,11 @@ class SqliteJournal(Journal):
                 if other is not None and other != key.booking_id:  # the user says otherwise: the user wins
                     displaced = Key(key.api_root, other)
                     previous = self._select(connection, [displaced], now_host).get(displaced)
-                    if previous is not None:
+                    connection.execute(
+                        "DELETE FROM results WHERE api_root = ? AND new_booking_id = ?",
+                        (key.api_root, rescheduled_into),
+                    )
+                    if displaced_by_user(previous, rescheduled_into):
                         self._settle(
                             connection,
                             previous,
@@ -625,9 +643,11 @@ class SqliteJournal(Journal):
             readable=True,
         )
         started = now_host if not entry.readable else None
-        connection.execute(
-            "DELETE FROM results WHERE api_root = ? AND booking_id = ?", (key.api_root, key.booking_id)
-        )
+        if entry.new_booking_id is not None:  # the result this entry recorded is replaced
+            connection.execute(
+                "DELETE FROM results WHERE api_root = ? AND new_booking_id = ? AND booking_id = ?",
+                (key.api_root, entry.new_booking_id, key.booking_id),
+            )
         row = self._row(settled, started or now_host)
         if started is None:  # keep the attempt's start as it is in the row
             tail = (
