@@ -273,4 +273,3 @@ def _transport(
         close_exchange=owned.close if owned is not None else None,
         connections_in_use=(lambda: owned.connections_in_use) if owned is not None else None,
     )
-
