@@ -1,10 +1,13 @@
 """A batch in a process of its own, for the tests that share a journal between processes or kill one
 mid-batch: ``python -m tests.journal_worker BASE_URL TOKEN JOURNAL CONCURRENCY ID...``. Prints one
-line per outcome as it completes: ``<id> ok <new id>`` or ``<id> <error type>``."""
+line per outcome as it completes: ``<id> ok <new id>`` or ``<id> <error type>``. The client's
+timeout (and so how long it waits for another process's attempt) is ``$WORKER_TIMEOUT``, 30 s by
+default."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 from aw_async import AdultWorkClient, RescheduleOutcome
@@ -18,7 +21,8 @@ def show(outcome: RescheduleOutcome) -> None:
 
 
 async def main(base_url: str, token: str, journal: str, concurrency: int, ids: list[int]) -> None:
-    async with AdultWorkClient(token, base_url=base_url, journal=journal) as aw:
+    timeout = float(os.environ.get("WORKER_TIMEOUT", "30"))
+    async with AdultWorkClient(token, base_url=base_url, journal=journal, timeout=timeout) as aw:
         await aw.phonechat.reschedule_made_bookings(ids, concurrency=concurrency, on_progress=show)
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -16,23 +14,10 @@ from aiohttp import web
 
 from aw_async.sandbox import DemoData, SandboxServer, seed_demo
 
+from .readme_examples import example, example_source
 from .scripted import past_booking
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-
-
-def example_source(name: str) -> str:
-    """The README's ``<!-- example: name -->`` code block."""
-    match = re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", README.read_text(), re.DOTALL)
-    assert match, f"README has no example {name!r}"
-    return match.group(1)
-
-
-def example(name: str) -> dict[str, Any]:
-    """Run the README's ``<!-- example: name -->`` code block and return what it defined."""
-    namespace: dict[str, Any] = {"__name__": f"readme_{name}"}
-    exec(compile(example_source(name), f"README.md:{name}", "exec"), namespace)
-    return namespace
 
 
 def test_the_two_commands_are_at_the_very_top() -> None:

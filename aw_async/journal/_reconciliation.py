@@ -9,9 +9,10 @@ its window, whose session is 5 to 10 minutes after their creation, that are no a
 no other booking's recorded reschedule.
 
 - **Windows** (:func:`window`): from the attempt's start minus :data:`SKEW` to its start plus its
-  settle window plus :data:`SKEW`, from both anchors the journal kept (this host's clock, and the
-  server's clock as the client last saw it): a host clock that was wrong at the claim does not hide
-  the new booking.
+  settle window plus :data:`SKEW`, from every anchor there is: the host's wall clock at the claim,
+  the server's clock as the client saw it then (its answers' ``Date``), and the server's clock now
+  less the attempt's age (measured on a clock that never steps). So a host clock that was wrong at
+  the claim does not hide the new booking.
 - **The server's zone** is unknown: a naive ``CreateDate`` is server-local, so it names an instant
   only up to the server's offset from UTC (:func:`admissible_offsets`): any offset from -14 h to
   +14 h until the client has learned it (from an answer's ``Date`` beside a booking it just made),
@@ -78,9 +79,14 @@ class Window:
     end: datetime
 
 
-def window(entry: JournalEntry) -> Window:
-    """The window of ``entry``'s attempt, from both its anchors, with :data:`SKEW` either side."""
-    anchors = [entry.started_at] + ([entry.server_started_at] if entry.server_started_at else [])
+def window(entry: JournalEntry, server_now: datetime | None = None) -> Window:
+    """The window of ``entry``'s attempt, from every anchor (``server_now``: the server's clock
+    now, when known), with :data:`SKEW` either side."""
+    anchors = [entry.started_at]
+    if entry.server_started_at is not None:
+        anchors.append(entry.server_started_at)
+    if server_now is not None:
+        anchors.append(server_now - timedelta(seconds=entry.age))
     settle = timedelta(seconds=entry.settle_seconds)
     return Window(min(anchors) - SKEW, max(anchors) + settle + SKEW)
 
@@ -167,6 +173,7 @@ def reconcile(
     complete: bool,
     offsets: tuple[int, int],
     recorded: frozenset[int] = frozenset(),
+    server_now: datetime | None = None,
 ) -> dict[Key, Verdict]:
     """What happened to each of ``attempts`` (their effective state unknown, or in flight), given the
     bookings a MadeBookings read found since the earliest window began.
@@ -178,6 +185,7 @@ def reconcile(
         complete: whether the read went to the end of the listing over every window.
         offsets: the admissible offsets of the server's local time (:func:`admissible_offsets`).
         recorded: booking ids the journal records as a reschedule of some booking.
+        server_now: the server's clock when the attempts' ages were read (another anchor).
     """
     originals = frozenset(a.booking_id for a in attempts)
     by_terms: dict[Terms, list[JournalEntry]] = {}
@@ -186,7 +194,7 @@ def reconcile(
             raise ValueError(f"{entry.key} has no terms: learn them before reconciling")
         by_terms.setdefault(entry.terms, []).append(entry)
     candidates: dict[Terms, list[MadeBooking]] = {terms: [] for terms in by_terms}
-    spans = {entry.key: window(entry) for entry in attempts}
+    spans = {entry.key: window(entry, server_now) for entry in attempts}
     for booking in listing:
         if (
             booking.booking_id in originals

@@ -44,7 +44,7 @@ log = logging.getLogger("aw_async")
 
 #: How often a booking in flight with a live owner elsewhere is looked at again (doubling to 1 s).
 FIRST_POLL = 0.05
-#: Rounds of claim and reconcile before giving up (another process keeps racing us).
+#: Reconciliations before giving up (other processes keep making new attempts meanwhile).
 MAX_ROUNDS = 8
 #: Renew an attempt before its POST when this much of :data:`LEAVE_WITHIN` is gone.
 RENEW_AFTER = LEAVE_WITHIN / 2
@@ -197,7 +197,8 @@ class RescheduleGuard:
         """Claim ``key``: (when the claim was sent, the granted attempt), or raise why not."""
         waited_since: float | None = None
         poll = FIRST_POLL
-        for _ in range(MAX_ROUNDS):
+        reconciled = 0
+        while reconciled < MAX_ROUNDS:
             entry = await self._claim_once(key, force, terms)
             if isinstance(entry, tuple):
                 return entry
@@ -206,6 +207,7 @@ class RescheduleGuard:
                 assert entry.new_booking_id is not None  # every way to "rescheduled" names the booking
                 raise AlreadyRescheduledError(key.booking_id, entry.new_booking_id)
             if state is AttemptState.UNKNOWN:
+                reconciled += 1
                 verdict = await reconcile(entry)
                 if isinstance(verdict, Happened):
                     raise AlreadyRescheduledError(key.booking_id, verdict.booking.booking_id)

@@ -26,6 +26,7 @@ from ..journal._reconciliation import (
     reconcile,
     window,
 )
+from .._server_clock import ServerClock
 from ..models import MadeBooking, MadeBookingsPage
 from ._listing import Reading, every_booking
 
@@ -43,13 +44,17 @@ class Reconciler:
         api_root: the API root of the keys.
         details: reads an original booking (MadeBookingDetails).
         page: reads one page of MadeBookings created since a day, newest first.
+        server_clock: the server's clock as the client's answers show it (a window's anchor).
     """
 
-    def __init__(self, journal: Journal, *, api_root: str, details: Details, page: Page) -> None:
+    def __init__(
+        self, journal: Journal, *, api_root: str, details: Details, page: Page, server_clock: ServerClock
+    ) -> None:
         self.journal = journal
         self.api_root = api_root
         self._details = details
         self._page = page
+        self._server_clock = server_clock
 
     async def settle(self, targets: Sequence[JournalEntry]) -> dict[Key, Verdict]:
         """Reconcile ``targets`` (attempts that count as unknown), with their twins; record each
@@ -72,7 +77,10 @@ class Reconciler:
         targets = [await self._with_terms(target) for target in readable]
         group = await self._twins(targets)
         offsets = admissible_offsets(await self.journal.server_offset(self.api_root))
-        start = min(window(entry).start for entry in group)
+        server_now = self._server_clock.now()
+        start = min(window(entry, server_now).start for entry in group)
+        if server_now is None:  # the server's clock is not known yet: the host's may be a day off
+            start -= timedelta(days=1)
         since = (start + timedelta(minutes=offsets[0])).date()  # the server-local day, at the earliest
         wanted = {entry.terms for entry in group}
         reading = Reading()
@@ -82,7 +90,12 @@ class Reconciler:
                 found.append(booking)  # only what may matter is kept: memory stays bounded
         recorded = await self.journal.results_among(self.api_root, [b.booking_id for b in found])
         judged = reconcile(
-            group, found, complete=reading.complete, offsets=offsets, recorded=frozenset(recorded)
+            group,
+            found,
+            complete=reading.complete,
+            offsets=offsets,
+            recorded=frozenset(recorded),
+            server_now=self._server_clock.now(),  # known now: the listing's answers carried it
         )
         attempts = {entry.key: entry.attempt for entry in group}
         for key, verdict in judged.items():
@@ -116,7 +129,8 @@ class Reconciler:
             if target.attempt <= 0 or target.key not in by_key:
                 by_key[target.key] = target
         chosen = {target.key for target in targets}
-        spans = {key: window(entry) for key, entry in by_key.items()}
+        server_now = self._server_clock.now()
+        spans = {key: window(entry, server_now) for key, entry in by_key.items()}
         growing = True
         while growing:
             growing = False

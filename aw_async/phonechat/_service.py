@@ -99,7 +99,11 @@ class PhoneChatService:
         #: The client's normalised ``base_url``: the journal's keys are per API root.
         self.api_root = api_root
         self._reconciler = Reconciler(
-            journal, api_root=api_root, details=self.made_booking_details, page=self._created_since
+            journal,
+            api_root=api_root,
+            details=self.made_booking_details,
+            page=self._created_since,
+            server_clock=api.server_clock,
         )
         self._guard = RescheduleGuard(
             journal,

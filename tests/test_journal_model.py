@@ -1,0 +1,484 @@
+"""The journal's rules, proven on a model: several simulated processes (real clients, each with its
+own ``SqliteJournal`` on one shared file, so their liveness is the kernel's) reschedule a few
+bookings, twins among them, against a simulated server whose every POST's fate the test decides:
+answered, processed and its answer lost, lost before processing, processed late after its answer
+timed out, refused with a 429, a gateway's 502. Processes crash at any point (their claims and
+queued outcomes die with them) and new ones start; time passes; the host's wall clock steps; the
+server's zone offset changes (daylight saving, in either direction); users resolve what only they
+can tell; a user books the same performer with the same terms.
+
+After every step:
+
+- the server never rescheduled a booking twice (no call is forced here);
+- the journal never says "rescheduled into N" unless the server created N as a reschedule of that
+  booking or, for twins whose answers were all lost, of a twin (their new bookings are
+  interchangeable), and never names one booking for two;
+- the journal never says "refused" (did not happen) about a booking the server rescheduled;
+- no call raises anything but an ``AdultWorkError``.
+
+A POST processed late is processed inside its attempt's settle window, as the rules assume (a server
+that works through a queue for longer is outside any client's reach). A few dozen examples run by
+default; thousands under ``-m slow``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import queue
+from collections.abc import Coroutine
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import attrs
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from aw_async import AdultWorkClient, BookingStatus, CallMethod, MadeBooking, PhoneChatBookingUser
+from aw_async._requests import MadeBookingsQuery
+from aw_async.codecs import JsonCodec, decode_query
+from aw_async.errors import AdultWorkError
+from aw_async.journal import AttemptState, Journal, SqliteJournal
+from aw_async.journal._rules import settle_seconds
+from aw_async.models import ErrorBody, MadeBookingsPage
+from aw_async.testing import MockTransport, Request, Response, VirtualClock
+
+from .clocks import ManualClocks
+
+ROOT = "https://model.example"
+TIMEOUT = 10.0
+SETTLE = settle_seconds(TIMEOUT)
+JSON = JsonCodec()
+#: Bookings 1-3 are twins (one performer, the same terms); 4 and 5 are each their own.
+TWINS = (1, 2, 3)
+BOOKINGS = (1, 2, 3, 4, 5)
+FATES = ("answer", "lost_after", "lost_before", "late", "too_many", "gateway")
+
+
+def _original(booking_id: int, session: datetime) -> MadeBooking:
+    comments = "weekly" if booking_id in TWINS else f"booking {booking_id}"
+    return MadeBooking(
+        booking_id=booking_id,
+        duration=15,
+        credits=Decimal("8.00"),
+        status=BookingStatus.CONFIRMED,
+        method=CallMethod.CLIENT_CALLS,
+        comments=comments,
+        create_date=session - timedelta(days=3),
+        session_date=session,
+        candidate=PhoneChatBookingUser(
+            user_id=77, nickname="P", total=0, positive=0, neutral=0, negative=0, ratings=0, disputes=0
+        ),
+    )
+
+
+@attrs.define
+class _Post:
+    """A POST the server received; the test decides its fate."""
+
+    booking_id: int
+    answer: asyncio.Future[Response] | None
+    received_at: datetime  # the server's true time
+
+
+class SimServer:
+    """The AdultWork API as far as a reschedule needs it, with a true clock and a local zone."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.offset = timedelta(hours=1)  # the server's local time; the client never learns it from us
+        self.bookings = {n: _original(n, (now - timedelta(hours=2)).replace(tzinfo=None)) for n in BOOKINGS}
+        self.created_by: dict[int, int] = {}  # new booking -> the booking it is a reschedule of
+        self.user_made: set[int] = set()
+        self.pending: list[_Post] = []
+        self.late: list[_Post] = []
+        self.scripted: list[
+            str
+        ] = []  # the fates of the next POSTs, in order ("hold": the test decides later)
+
+    def local_now(self) -> datetime:
+        return (self.now + self.offset).replace(tzinfo=None, microsecond=0)
+
+    def reschedules_of(self, booking_id: int) -> list[int]:
+        return [new for new, original in self.created_by.items() if original == booking_id]
+
+    def process(self, post: _Post) -> MadeBooking:
+        original = self.bookings[post.booking_id]
+        local = self.local_now()
+        new = attrs.evolve(
+            original,
+            booking_id=max(self.bookings) + 1,
+            status=BookingStatus.PENDING,
+            create_date=local,
+            session_date=local + timedelta(minutes=7),
+        )
+        self.bookings[new.booking_id] = new
+        self.created_by[new.booking_id] = post.booking_id
+        return new
+
+    def user_books_the_same(self) -> None:
+        """A user's own booking with the twins' terms, for tomorrow (never a reschedule)."""
+        local = self.local_now()
+        new = attrs.evolve(
+            self.bookings[TWINS[0]],
+            booking_id=max(self.bookings) + 1,
+            status=BookingStatus.PENDING,
+            create_date=local,
+            session_date=local + timedelta(days=1),
+        )
+        self.bookings[new.booking_id] = new
+        self.user_made.add(new.booking_id)
+
+    def answer(self, status: int, value: object) -> Response:
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "Date": email.utils.format_datetime(self.now, usegmt=True),
+        }
+        return Response(status, headers, JSON.encode(value))
+
+    async def handle(self, request: Request) -> Response:
+        path = request.url.split("?")[0].rsplit("/", 1)[-1].lower()
+        if path == "getcurrentcreditbalance":
+            return self.answer(200, Decimal(1_000_000))
+        query = dict(part.split("=", 1) for part in request.url.partition("?")[2].split("&") if part)
+        if path == "madebookingdetails":
+            return self.answer(200, self.bookings[int(query["BookingID"])])
+        if path == "madebookings":
+            return self.answer(200, self._page(query))
+        assert path == "reschedulemadebooking", request.url
+        booking_id = json.loads(request.body or b"{}")["BookingID"]
+        post = _Post(booking_id, asyncio.get_running_loop().create_future(), self.now)
+        fate = self.scripted.pop(0) if self.scripted else "hold"
+        if fate == "hold":
+            self.pending.append(post)
+        else:
+            self.decide(post, fate)
+        assert post.answer is not None
+        return await post.answer
+
+    def decide(self, post: _Post, fate: str) -> None:
+        """What happens to ``post``: see FATES."""
+        answer = post.answer
+        if answer is not None and answer.done():  # its client gave up (crashed): the server has it
+            answer = None
+        if fate == "answer":
+            new = self.process(post)
+            if answer is not None:
+                answer.set_result(self.answer(200, new))
+        elif fate == "lost_after":
+            self.process(post)
+            if answer is not None:
+                answer.set_exception(aiohttp.ServerDisconnectedError())
+        elif fate in ("lost_before", "late"):
+            if answer is not None:
+                answer.set_exception(aiohttp.ServerDisconnectedError())
+            if fate == "late":
+                self.late.append(post)
+        elif fate == "too_many":
+            if answer is not None:
+                answer.set_result(self.answer(429, ErrorBody(message="Too many requests.")))
+        elif answer is not None:  # a gateway's 502, before the server saw it
+            answer.set_result(Response(502, {"Content-Type": "text/html"}, b"<title>502 Bad Gateway</title>"))
+
+    def _page(self, query: dict[str, str]) -> MadeBookingsPage:
+        asked = decode_query(query, MadeBookingsQuery)
+        created = {b.booking_id: b.create_date or datetime.min for b in self.bookings.values()}
+        listing = sorted(
+            (
+                b
+                for b in self.bookings.values()
+                if not asked.start_date or created[b.booking_id].date() >= asked.start_date
+            ),
+            key=lambda b: (
+                created[b.booking_id],
+                b.booking_id,
+            ),  # by the naive local time, as a database would
+            reverse=True,
+        )
+        size, number = asked.bookings_per_page or 50, asked.page_number or 1
+        count = max(1, -(-len(listing) // size))
+        return MadeBookingsPage(
+            page_number=number,
+            page_count=count,
+            bookings_per_page=size,
+            bookings=tuple(listing[(number - 1) * size : number * size]),
+        )
+
+
+class Process:
+    """One process of the client: a client with a journal of its own on the shared file."""
+
+    def __init__(
+        self, server: SimServer, path: Path, clocks: ManualClocks, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.loop = loop
+        self.journal = SqliteJournal(path, clocks=clocks.clocks())
+        self.client = AdultWorkClient(
+            "model-token",
+            base_url=ROOT,
+            journal=self.journal,
+            transport=MockTransport(server.handle),
+            clock=VirtualClock(),
+            timeout=TIMEOUT,
+        )
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.alive = True
+
+    def start(self, work: Coroutine[Any, Any, Any]) -> None:
+        self.tasks.append(self.loop.create_task(work))
+
+    async def crash(self) -> None:
+        """Die as ``kill -9`` would: nothing more is recorded, queued outcomes are lost, the
+        owner's lock goes with the process."""
+        self.alive = False
+        journal = self.journal
+
+        def nothing(*args: object, **kwargs: object) -> bool:
+            return True
+
+        async def nothing_awaited(*args: object, **kwargs: object) -> bool:
+            return True
+
+        journal.record_outcome_nowait = nothing  # type: ignore[method-assign]
+        journal.record_outcome = nothing_awaited  # type: ignore[method-assign]
+        pending = journal._writer._queue
+        while True:  # what was queued, uncommitted, is gone
+            try:
+                pending.get_nowait()
+            except queue.Empty:
+                break
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        journal._lock.close()
+        await journal._writer.close()
+
+
+@settings(
+    max_examples=40,
+    stateful_step_count=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+class JournalModel(RuleBasedStateMachine):
+    """See the module's docstring."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.now = datetime(2026, 10, 24, 23, 30, tzinfo=UTC)
+        self.server = SimServer(self.now)
+        self.clocks = ManualClocks(self.now)
+        self.folder: Path | None = None
+        self.processes: list[Process] = []
+        self.errors: list[BaseException] = []
+
+    @initialize(folder=st.just(None))
+    def start(self, folder: None) -> None:
+        import tempfile
+
+        self.folder = Path(tempfile.mkdtemp(prefix="aw-model-"))
+        for _ in range(2):
+            self.processes.append(
+                Process(self.server, self.folder / "journal.sqlite3", self.clocks, self.loop)
+            )
+
+    def teardown(self) -> None:
+        async def close() -> None:
+            for process in self.processes:
+                if process.alive:
+                    await process.crash()
+            await asyncio.sleep(0)
+
+        self.loop.run_until_complete(close())
+        self.loop.close()
+
+    # --- running the world until it is quiet ---------------------------------------------------
+
+    def settle(self) -> None:
+        async def quiet() -> None:
+            unchanged, last = 0, None
+            while unchanged < 8:
+                await asyncio.sleep(0.002)
+                state = (
+                    sum(t.done() for p in self.processes for t in p.tasks),
+                    len(self.server.pending),
+                    len(self.server.created_by),
+                )
+                unchanged = unchanged + 1 if state == last else 0
+                last = state
+            for process in self.processes:
+                for task in process.tasks:
+                    if task.done() and not task.cancelled() and task.exception() is not None:
+                        self.errors.append(task.exception())  # type: ignore[arg-type]
+
+        self.loop.run_until_complete(quiet())
+
+    def _live(self) -> list[Process]:
+        return [p for p in self.processes if p.alive]
+
+    # --- rules ----------------------------------------------------------------------------------
+
+    @rule(
+        which=st.integers(0, 5),
+        booking=st.sampled_from(BOOKINGS),
+        checks=st.booleans(),
+        fate=st.sampled_from((*FATES, "hold")),
+    )
+    def reschedule(self, which: int, booking: int, checks: bool, fate: str) -> None:
+        live = self._live()
+        if not live:
+            return
+        process = live[which % len(live)]
+        self.server.scripted = [fate]
+        process.start(process.client.phonechat.reschedule_made_booking(booking, check_preconditions=checks))
+        self.settle()
+        self.server.scripted = []
+
+    @rule(
+        which=st.integers(0, 5),
+        bookings=st.lists(st.sampled_from(BOOKINGS), min_size=1, max_size=5),
+        fates=st.lists(st.sampled_from((*FATES, "hold")), max_size=5),
+    )
+    def batch(self, which: int, bookings: list[int], fates: list[str]) -> None:
+        live = self._live()
+        if not live:
+            return
+        process = live[which % len(live)]
+        self.server.scripted = list(fates)
+        process.start(process.client.phonechat.reschedule_made_bookings(bookings, concurrency=3))
+        self.settle()
+        self.server.scripted = []
+
+    @precondition(lambda self: bool(self.server.pending))
+    @rule(index=st.integers(0, 20), fate=st.sampled_from(FATES))
+    def decide_a_post(self, index: int, fate: str) -> None:
+        server = self.server
+        server.decide(server.pending.pop(index % len(server.pending)), fate)
+        self.settle()
+
+    @precondition(lambda self: bool(self.server.late))
+    @rule(index=st.integers(0, 20))
+    def process_a_late_post(self, index: int) -> None:
+        server = self.server
+        post = server.late.pop(index % len(server.late))
+        # The rules' assumption: a POST is processed, if ever, inside its attempt's settle window.
+        if (server.now - post.received_at).total_seconds() < SETTLE - 40:
+            server.process(post)
+        self.settle()
+
+    @rule(seconds=st.sampled_from([5, 30, 90, 150, 600, 3600]))
+    def time_passes(self, seconds: int) -> None:
+        self.server.now += timedelta(seconds=seconds)
+        self.clocks.advance(seconds)
+        self.server.late = [
+            p for p in self.server.late if (self.server.now - p.received_at).total_seconds() < SETTLE - 40
+        ]
+        self.settle()
+
+    @rule(seconds=st.sampled_from([-3600, -30, 30, 3600]))
+    def the_hosts_wall_clock_steps(self, seconds: int) -> None:
+        self.clocks.step_wall(seconds)
+
+    @rule(hours=st.sampled_from([-1, 1]))
+    def the_servers_zone_changes(self, hours: int) -> None:
+        self.server.offset += timedelta(hours=hours)  # daylight saving, either way: folds and gaps
+
+    @precondition(lambda self: len(self._live()) > 0)
+    @rule(which=st.integers(0, 5))
+    def a_process_crashes(self, which: int) -> None:
+        live = self._live()
+        self.loop.run_until_complete(live[which % len(live)].crash())
+        self.settle()
+
+    @precondition(lambda self: len(self._live()) < 3)
+    @rule()
+    def a_process_starts(self) -> None:
+        assert self.folder is not None
+        self.processes.append(Process(self.server, self.folder / "journal.sqlite3", self.clocks, self.loop))
+
+    @rule(which=st.integers(0, 5), booking=st.sampled_from(BOOKINGS))
+    def reconcile(self, which: int, booking: int) -> None:
+        live = self._live()
+        if live:
+            process = live[which % len(live)]
+            process.start(process.client.phonechat.reconcile(booking))
+            self.settle()
+
+    @precondition(lambda self: not self.server.pending and not self.server.late)
+    @rule(which=st.integers(0, 5), booking=st.sampled_from(BOOKINGS))
+    def a_user_resolves(self, which: int, booking: int) -> None:
+        # A user who looked at the account, once nothing is under way: the truth, as the server has it.
+        live = self._live()
+        if not live:
+            return
+        made = self.server.reschedules_of(booking)
+        process = live[which % len(live)]
+        process.start(process.client.phonechat.resolve(booking, rescheduled_into=made[-1] if made else None))
+        self.settle()
+
+    @rule()
+    def a_user_books_the_same_terms(self) -> None:
+        self.server.user_books_the_same()
+
+    # --- what must always hold ---------------------------------------------------------------
+
+    @invariant()
+    def no_booking_is_rescheduled_twice(self) -> None:
+        for booking in BOOKINGS:
+            assert len(self.server.reschedules_of(booking)) <= 1, (booking, self.server.created_by)
+
+    @invariant()
+    def every_error_is_typed(self) -> None:
+        assert all(isinstance(e, AdultWorkError) for e in self.errors), self.errors
+
+    @invariant()
+    def the_journal_says_only_what_the_server_did(self) -> None:
+        journal: Journal | None = next((p.journal for p in self._live()), None)
+        if journal is None:
+            return
+        entries = self.loop.run_until_complete(journal.entries(ROOT))
+        named: dict[int, int] = {}
+        for entry in entries:
+            booking = entry.booking_id
+            if entry.state is AttemptState.RESCHEDULED:
+                made = entry.new_booking_id
+                assert made is not None
+                assert made not in named, (made, named)
+                named[made] = booking
+                source = self.server.created_by.get(made)
+                assert source is not None, (
+                    f"{booking} recorded as rescheduled into {made}, which no reschedule made"
+                )
+                assert source == booking or (source in TWINS and booking in TWINS), (booking, made, source)
+            if entry.state is AttemptState.REFUSED:
+                assert not self.server.reschedules_of(booking), (booking, entry)
+        twins_done = sum(1 for b in TWINS if self.server.reschedules_of(b))
+        twins_recorded = sum(
+            1 for e in entries if e.booking_id in TWINS and e.state is AttemptState.RESCHEDULED
+        )
+        assert twins_recorded <= twins_done
+
+
+test_the_journals_rules_hold_in_every_interleaving = JournalModel.TestCase
+
+
+@pytest.mark.slow
+def test_the_journals_rules_hold_in_thousands_of_interleavings() -> None:
+    from hypothesis.stateful import run_state_machine_as_test
+
+    run_state_machine_as_test(
+        JournalModel,
+        settings=settings(
+            max_examples=1500,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
