@@ -3,8 +3,8 @@
 A reconciliation looks for a new booking by its ``CreateDate``, which the server writes by its own
 clock in its own (undocumented) zone. Anchoring an attempt's window on the server's clock as well as
 on this host's keeps a wrong host clock from hiding the booking; and a ``Date`` (UTC) read beside the
-``CreateDate`` of a booking this client just made tells the zone's offset (docs/api.md, "What makes
-recognising it hard").
+``CreateDate`` of a booking this client just made tells the zone's offset (docs/api.md, "What the
+server does not tell a client").
 """
 
 from __future__ import annotations
