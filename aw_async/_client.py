@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Self
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ._api import Api
+from ._caller import Caller
 from ._clock import SYSTEM_CLOCK, Clock
 from ._credit_history import CreditHistoryService
 from ._exchange import AiohttpExchange
@@ -21,7 +21,8 @@ from ._retry import RetryPolicy
 from ._tokens import RefreshingToken, StaticToken, TokenProvider
 from ._transport import Send, Transport
 from ._version import __version__
-from .codecs import Codec, CodecSet, JsonCodec, XmlCodec
+from .codecs import Codec, JsonCodec, XmlCodec
+from .codecs._base import CodecSet
 from .errors import InsecureUrlError
 from .journal import Journal
 from .journal._open import open_journal
@@ -175,7 +176,7 @@ class AdultWorkClient:
             user_agent=f"{user_agent} {agent}" if user_agent else agent,
             api_key=api_key,
         )
-        self._api = Api(
+        self._api = Caller(
             transport=_transport(
                 transport,
                 session=session,

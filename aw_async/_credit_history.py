@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ._api import Api
+from ._caller import Caller
 from ._endpoints import GET_CURRENT_CREDIT_BALANCE
-from ._requests import NoParameters
+from ._params import NoParameters
 
 __all__ = ["CreditHistoryService"]
 
@@ -14,7 +14,7 @@ __all__ = ["CreditHistoryService"]
 class CreditHistoryService:
     """``aw.credit_history``: CreditHistory operations."""
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Caller) -> None:
         self._api = api
 
     async def get_current_credit_balance(self) -> Decimal:

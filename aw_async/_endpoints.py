@@ -14,7 +14,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 import attrs
 
-from ._requests import (
+from ._params import (
     CancelMadeBookingRequest,
     CreateBookingRequest,
     MadeBookingDetailsQuery,

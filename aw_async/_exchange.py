@@ -47,9 +47,9 @@ from yarl import URL
 
 from ._protocol import Request, Response
 from ._redact import RedactedCause, redact, redact_url, redact_url_in, stand_in
-from ._retry import Failure
+from ._retry import SendFailure
 from ._transport import ExchangeError
-from .codecs import DEFAULT_MAX_BODY_BYTES
+from .codecs._base import DEFAULT_MAX_BODY_BYTES
 from .errors import AdultWorkError, ClientClosedError, DecodeError, TransportError
 
 __all__ = ["AiohttpExchange", "classify", "exchange_error"]
@@ -57,20 +57,20 @@ __all__ = ["AiohttpExchange", "classify", "exchange_error"]
 _CHUNK = 64 * 1024
 
 
-def classify(exc: BaseException) -> Failure | None:
+def classify(exc: BaseException) -> SendFailure | None:
     """What a failure of a try means for a retry; None when trying again cannot help."""
     if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch):
         return None  # a certificate that does not verify will not verify next time either
     if isinstance(exc, aiohttp.ConnectionTimeoutError | aiohttp.ClientConnectorError):
-        return Failure.NOT_SENT  # no connection was ever made
+        return SendFailure.NOT_SENT  # no connection was ever made
     if isinstance(exc, ConnectionRefusedError):  # as a MockTransport handler says it
-        return Failure.NOT_SENT  # no connection was ever made
+        return SendFailure.NOT_SENT  # no connection was ever made
     if isinstance(exc, aiohttp.InvalidURL | aiohttp.NonHttpUrlClientError):
         return None
     # Read timeouts, the whole-request timeout, a reset, a disconnect, a truncated body, a status
     # line or header aiohttp cannot parse, and anything unforeseen while the answer was read (a
     # decompressor's error): the request was (or may have been) written, and no usable answer came.
-    return Failure.OUTCOME_UNKNOWN
+    return SendFailure.OUTCOME_UNKNOWN
 
 
 def exchange_error(exc: Exception, request: Request) -> ExchangeError:

@@ -18,7 +18,10 @@ import attrs
 
 from ._endpoints import Endpoint
 from ._redact import excerpt, redact, redact_url, scrub_exception
-from .codecs import BUILT_IN_CODECS, CodecSet, JsonCodec, encode_query
+from .codecs import JsonCodec
+from .codecs._base import CodecSet
+from .codecs._query import encode_query
+from .codecs._registry import BUILT_IN_CODECS
 from .errors import (
     ApiError,
     AuthenticationError,

@@ -1,6 +1,6 @@
 """When to try a request again, and how long to wait first. Pure: the transport asks, this answers.
 
-The rules (issue #3, after urllib3's ``Retry`` and stripe's client):
+The rules (after urllib3's ``Retry`` and stripe's client):
 
 - the request never left (no connection could be made): retry, whatever the method;
 - 429, 5xx, a timeout, a lost connection: retry only an idempotent request, a 429 after
@@ -19,10 +19,10 @@ import random
 
 import attrs
 
-__all__ = ["Failure", "RetryPolicy"]
+__all__ = ["RetryPolicy", "SendFailure"]
 
 
-class Failure(enum.Enum):
+class SendFailure(enum.Enum):
     """How a try went wrong, as far as retrying is concerned."""
 
     NOT_SENT = "the request never reached the server"
@@ -49,11 +49,11 @@ class RetryPolicy:
         """The wait before retry number ``retry`` (0-based), with full jitter."""
         return self.rng.uniform(0, min(self.backoff_max, self.backoff_base * 2**retry))
 
-    def after_failure(self, failure: Failure, *, idempotent: bool, retry: int) -> float | None:
+    def after_failure(self, failure: SendFailure, *, idempotent: bool, retry: int) -> float | None:
         """The wait before trying again after ``failure``, or None to give up."""
         if retry >= self.max_retries:
             return None
-        if failure is Failure.NOT_SENT or idempotent:
+        if failure is SendFailure.NOT_SENT or idempotent:
             return self.backoff(retry)
         return None
 

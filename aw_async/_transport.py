@@ -35,7 +35,7 @@ from ._clock import Clock
 from ._gate import Gate, Pacer
 from ._protocol import Request, Response, parse_retry_after
 from ._redact import RedactedCause
-from ._retry import Failure, RetryPolicy
+from ._retry import RetryPolicy, SendFailure
 from .errors import ClientClosedError, OutcomeUnknownError, TransportError
 
 __all__ = ["ExchangeError", "Send", "Transport"]
@@ -55,7 +55,9 @@ class ExchangeError(Exception):
         cause: a redacted stand-in of the original exception, to chain instead of it.
     """
 
-    def __init__(self, failure: Failure | None, description: str, cause: RedactedCause | None = None) -> None:
+    def __init__(
+        self, failure: SendFailure | None, description: str, cause: RedactedCause | None = None
+    ) -> None:
         super().__init__(description)
         self.failure = failure
         self.description = description
@@ -234,7 +236,7 @@ def _give_up(request: Request, failed: ExchangeError, *, attempts: int) -> Trans
     what = failed.description
     where = f"{request.method} {request.display_url}"
     tries = f" after {attempts} tries" if attempts > 1 else ""
-    if failed.failure is Failure.OUTCOME_UNKNOWN and not request.idempotent:
+    if failed.failure is SendFailure.OUTCOME_UNKNOWN and not request.idempotent:
         return OutcomeUnknownError(
             f"{where} may have reached the server, but no answer came ({what}); it was not "
             "sent again: check its effect before retrying",
@@ -242,7 +244,7 @@ def _give_up(request: Request, failed: ExchangeError, *, attempts: int) -> Trans
             url=request.display_url,
             attempts=attempts,
         )
-    if failed.failure is Failure.NOT_SENT:
+    if failed.failure is SendFailure.NOT_SENT:
         message = f"{where} could not be sent{tries}: {what}"
     elif failed.failure is None:
         message = f"{where} failed: {what}"

@@ -42,8 +42,8 @@ async def _run(base: str, layer: str, bookings: int, format: str) -> None:
 
     from aw_async import AdultWorkClient
     from aw_async._endpoints import RESCHEDULE_MADE_BOOKING
+    from aw_async._params import RescheduleMadeBookingRequest
     from aw_async._protocol import build_request, decipher_response
-    from aw_async._requests import RescheduleMadeBookingRequest
     from aw_async.models import MadeBooking
 
     if layer == "raw aiohttp":  # the floor, exactly as the end-to-end benchmark runs it

@@ -112,6 +112,5 @@ def mock_api() -> Iterator[aioresponses]:
         yield mocked
 
 
-
 # A real PostgreSQL (tests/postgres.py): `postgres_server` for the session, `postgres_dsn` per test.
 from .postgres import postgres_dsn, postgres_server  # noqa: E402, F401

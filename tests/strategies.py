@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from hypothesis import strategies as st
 
-from aw_async._requests import CreateBookingRequest
+from aw_async._params import CreateBookingRequest
 from aw_async.models import (
     BookingStatus,
     CallMethod,
@@ -107,7 +107,7 @@ def error_bodies(*, xml: bool) -> st.SearchStrategy[ErrorBody]:
     )
 
 
-# --- collections (issue #10) -------------------------------------------------------------------------
+# --- collections ------------------------------------------------------------------------------------
 
 pages = st.builds(
     MadeBookingsPage,

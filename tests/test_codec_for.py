@@ -6,7 +6,8 @@ from typing import Any, TypeVar
 
 import pytest
 
-from aw_async.codecs import Codec, CodecSet, JsonCodec, XmlCodec, codec_for, parse_media_type
+from aw_async.codecs import Codec, JsonCodec, XmlCodec, codec_for
+from aw_async.codecs._base import CodecSet, parse_media_type
 from aw_async.errors import DecodeError
 
 T = TypeVar("T")

@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aw_async._requests import CancelMadeBookingRequest, CreateBookingRequest, MadeBookingsQuery
-from aw_async.codecs import JsonCodec, XmlCodec, decode_query, encode_query
+from aw_async._params import CancelMadeBookingRequest, CreateBookingRequest, MadeBookingsQuery
+from aw_async.codecs import JsonCodec, XmlCodec
 from aw_async.codecs._contracts import INFERRED, PHONECHAT_NS
+from aw_async.codecs._query import decode_query, encode_query
 from aw_async.errors import DecodeError
 from aw_async.models import (
     CallMethod,

@@ -12,7 +12,10 @@ BARE = re.compile(r"(?<![/\w-])(API\.md|WIRE\.md|PUBLIC_API\.md|RescheduleMadeBo
 
 
 def sources() -> list[Path]:
-    return [p for folder in ("aw_async", "benchmarks", "tests") for p in (ROOT / folder).rglob("*.py")]
+    """Every file whose text may cite a document: the code, the tests, the benchmarks, the project's
+    own configuration and CI script."""
+    code = [p for folder in ("aw_async", "benchmarks", "tests") for p in (ROOT / folder).rglob("*.py")]
+    return [*code, ROOT / "pyproject.toml", ROOT / ".ci" / "run"]
 
 
 def test_every_cited_document_and_section_exists() -> None:
@@ -33,6 +36,10 @@ def test_every_cited_document_and_section_exists() -> None:
                     f"{path.relative_to(ROOT)} cites docs/{name}, {section!r}: no such section"
                 )
     assert cited > 30
+
+
+def test_the_citation_checker_reads_tests_and_the_configuration() -> None:
+    assert {ROOT / "pyproject.toml", ROOT / ".ci" / "run", Path(__file__).resolve()} <= set(sources())
 
 
 def test_no_citation_points_outside_the_repository() -> None:

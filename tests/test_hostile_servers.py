@@ -1,5 +1,5 @@
-"""Hostile servers on loopback: each finding of issue #9, reproduced against a real socket, with the
-promise it broke. Every test here failed before its fix."""
+"""Hostile servers on loopback: a server that misbehaves on purpose, against a real socket, and the
+promise each misbehaviour must not break (secrets, the body limit, tokens, cookies, the boundary)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ from aw_async.errors import (
     SessionNotPassedError,
 )
 from aw_async.sandbox import SandboxServer
-from aw_async.sandbox.pytest_plugin import SANDBOX_USER_ID
+from aw_async.testing.pytest_plugin import SANDBOX_USER_ID
 
 from .scripted import past_booking
 

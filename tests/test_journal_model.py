@@ -48,8 +48,9 @@ from hypothesis.stateful import (
 )
 
 from aw_async import AdultWorkClient, BookingStatus, CallMethod, MadeBooking, PhoneChatBookingUser
-from aw_async._requests import MadeBookingsQuery
-from aw_async.codecs import JsonCodec, decode_query
+from aw_async._params import MadeBookingsQuery
+from aw_async.codecs import JsonCodec
+from aw_async.codecs._query import decode_query
 from aw_async.errors import AdultWorkError
 from aw_async.journal import AttemptState, Journal, SqliteJournal
 from aw_async.journal._rules import settle_seconds
@@ -331,7 +332,12 @@ class JournalModel(RuleBasedStateMachine):
         """Run the world until it rests: every call done or waiting for a POST the test decides."""
 
         def at_rest() -> bool:
-            return all(p.journal.at_rest and not p.clock._sleepers for p in self.processes if p.alive)
+            # Nothing ready to run in the loop but this coroutine, nothing under way in a journal,
+            # nobody waiting on a clock: every call is done or waits for a POST the test decides.
+            ready = len(self.loop._ready)  # type: ignore[attr-defined]
+            return ready == 0 and all(
+                p.journal.at_rest and not p.clock._sleepers for p in self.processes if p.alive
+            )
 
         async def quiet() -> None:
             resting = 0

@@ -1,4 +1,5 @@
-"""A newcomer's first hour (issue #12): what got in the way, each reproduced and fixed."""
+"""A newcomer's first hour: a silent logger, fixtures that explain themselves, a busy port explained,
+readable money, a sandbox that refuses a colliding id."""
 
 from __future__ import annotations
 

@@ -14,6 +14,7 @@ from aw_async._endpoints import (
     MADE_BOOKING_DETAILS,
     RESCHEDULE_MADE_BOOKING,
 )
+from aw_async._params import MadeBookingDetailsQuery, RescheduleMadeBookingRequest
 from aw_async._protocol import (
     Request,
     RequestSettings,
@@ -22,8 +23,7 @@ from aw_async._protocol import (
     decipher_response,
     parse_retry_after,
 )
-from aw_async._requests import MadeBookingDetailsQuery, RescheduleMadeBookingRequest
-from aw_async.codecs import BUILT_IN_CODECS
+from aw_async.codecs._registry import BUILT_IN_CODECS
 from aw_async.errors import (
     ApiError,
     AuthenticationError,

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from aw_async._retry import Failure, RetryPolicy
+from aw_async._retry import RetryPolicy, SendFailure
 
 policy = RetryPolicy(max_retries=2, rng=random.Random(7))
 
@@ -14,13 +14,13 @@ policy = RetryPolicy(max_retries=2, rng=random.Random(7))
 @pytest.mark.parametrize(
     ("failure", "idempotent", "retried"),
     [
-        (Failure.NOT_SENT, True, True),
-        (Failure.NOT_SENT, False, True),  # never left: safe even for the reschedule POST
-        (Failure.OUTCOME_UNKNOWN, True, True),
-        (Failure.OUTCOME_UNKNOWN, False, False),  # may have arrived: never sent again
+        (SendFailure.NOT_SENT, True, True),
+        (SendFailure.NOT_SENT, False, True),  # never left: safe even for the reschedule POST
+        (SendFailure.OUTCOME_UNKNOWN, True, True),
+        (SendFailure.OUTCOME_UNKNOWN, False, False),  # may have arrived: never sent again
     ],
 )
-def test_failures(failure: Failure, idempotent: bool, retried: bool) -> None:
+def test_failures(failure: SendFailure, idempotent: bool, retried: bool) -> None:
     wait = policy.after_failure(failure, idempotent=idempotent, retry=0)
     assert (wait is not None) is retried
 
@@ -57,9 +57,9 @@ def test_retry_after_is_honoured_up_to_the_cap() -> None:
 
 
 def test_tries_run_out() -> None:
-    assert policy.after_failure(Failure.NOT_SENT, idempotent=True, retry=2) is None
+    assert policy.after_failure(SendFailure.NOT_SENT, idempotent=True, retry=2) is None
     assert policy.after_status(429, idempotent=True, retry=2, retry_after=1.0) is None
-    assert RetryPolicy(max_retries=0).after_failure(Failure.NOT_SENT, idempotent=True, retry=0) is None
+    assert RetryPolicy(max_retries=0).after_failure(SendFailure.NOT_SENT, idempotent=True, retry=0) is None
 
 
 def test_backoff_grows_exponentially_with_full_jitter() -> None:

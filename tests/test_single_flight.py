@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from aw_async._aio import SingleFlight
+from aw_async._tasks import SingleFlight
 
 
 async def test_a_batchs_flight_runs_in_its_first_callers_task() -> None:

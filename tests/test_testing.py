@@ -12,7 +12,7 @@ import pytest
 
 from aw_async import AdultWorkClient
 from aw_async.errors import OutcomeUnknownError, TransportError
-from aw_async.testing import ExchangeError, Failure, MockTransport, Request, Response, VirtualClock
+from aw_async.testing import ExchangeError, MockTransport, Request, Response, SendFailure, VirtualClock
 
 from .answers import answer
 
@@ -40,10 +40,10 @@ async def test_a_handler_may_be_async_and_every_request_is_kept() -> None:
 
 @pytest.mark.parametrize(
     ("failure", "get_tries", "post_error"),
-    [(Failure.NOT_SENT, 3, TransportError), (Failure.OUTCOME_UNKNOWN, 3, OutcomeUnknownError)],
+    [(SendFailure.NOT_SENT, 3, TransportError), (SendFailure.OUTCOME_UNKNOWN, 3, OutcomeUnknownError)],
 )
 async def test_a_handler_may_raise_an_exchange_error_that_says_whether_the_request_left(
-    clock: VirtualClock, failure: Failure, get_tries: int, post_error: type[TransportError]
+    clock: VirtualClock, failure: SendFailure, get_tries: int, post_error: type[TransportError]
 ) -> None:
     def handler(request: Request) -> Response:
         raise ExchangeError(failure, "the line went dead")
@@ -57,7 +57,7 @@ async def test_a_handler_may_raise_an_exchange_error_that_says_whether_the_reque
             await aw.phonechat.reschedule_made_booking(1, check_preconditions=False)
     assert type(caught.value) is post_error
     posts = [request for request in transport.requests if request.method == "POST"]
-    assert len(posts) == (3 if failure is Failure.NOT_SENT else 1)  # a POST that may have left: once
+    assert len(posts) == (3 if failure is SendFailure.NOT_SENT else 1)  # a POST that may have left: once
 
 
 async def test_the_virtual_clock_wakes_sleepers_in_the_order_of_their_deadlines() -> None:

@@ -28,36 +28,10 @@ PhoneChatMethod(method=<CallMethod.CALLED_BY_CANDIDATE: 1>, description='Phone')
 
 from __future__ import annotations
 
-from ._base import DEFAULT_MAX_BODY_BYTES, Codec, CodecSet, parse_media_type
+from ._base import Codec
 from ._fast import fast_path_declines
 from ._json import JsonCodec
-from ._query import decode_query, encode_query
+from ._registry import codec_for
 from ._xml import XmlCodec
 
-__all__ = [
-    "BUILT_IN_CODECS",
-    "DEFAULT_MAX_BODY_BYTES",
-    "Codec",
-    "CodecSet",
-    "JsonCodec",
-    "XmlCodec",
-    "codec_for",
-    "decode_query",
-    "encode_query",
-    "fast_path_declines",
-    "parse_media_type",
-]
-
-#: The codecs a client uses unless it is given others.
-BUILT_IN_CODECS = CodecSet((JsonCodec(), XmlCodec()))
-
-
-def codec_for(content_type: str) -> JsonCodec | XmlCodec:
-    """The built-in codec for a ``Content-Type``, ignoring parameters and case.
-
-    Raises:
-        DecodeError: neither JSON nor XML is the media type.
-    """
-    codec = BUILT_IN_CODECS.for_content_type(content_type)
-    assert isinstance(codec, JsonCodec | XmlCodec)
-    return codec
+__all__ = ["Codec", "JsonCodec", "XmlCodec", "codec_for", "fast_path_declines"]

@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from .._requests import (
+from .._params import (
     CancelMadeBookingRequest,
     CreateBookingRequest,
     MadeBookingDetailsQuery,

@@ -36,8 +36,8 @@ from decimal import Decimal
 
 import attrs
 
-from .._aio import gather_or_cancel
 from .._redact import stand_in
+from .._tasks import gather_or_cancel
 from ..errors import (
     AdultWorkError,
     AuthenticationError,

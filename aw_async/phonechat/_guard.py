@@ -3,7 +3,7 @@
 :meth:`RescheduleGuard.run` is what the single reschedule and the batch both call for a booking:
 
 1. Concurrent calls for one booking in this process (one client, or clients sharing a journal) share
-   one flight (:class:`~aw_async._aio.SingleFlight`, one per journal).
+   one flight (:class:`~aw_async._tasks.SingleFlight`, one per journal).
 2. The flight claims the booking in the journal (atomically, durably) before anything is sent. A
    refused claim means: rescheduled already (:class:`~aw_async.errors.AlreadyRescheduledError`, zero
    requests, unless forced); in flight with a live owner elsewhere (waited for, a bounded time, then
@@ -29,9 +29,9 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-from .._aio import SingleFlight
 from .._clock import SYSTEM_CLOCK, Clock
 from .._server_clock import ServerClock, offset_minutes
+from .._tasks import SingleFlight
 from ..errors import AlreadyRescheduledError, InFlightElsewhereError, JournalError, OutcomeUnknownError
 from ..journal import AttemptState, Journal, JournalEntry, Key, Terms, outcome_of
 from ..journal._reconciliation import DidNotHappen, Happened, InFlight, Undecided, Verdict

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 
 import attrs
 
+from .._server_clock import ServerClock
 from ..journal import AttemptState, Journal, JournalEntry, Key, Terms
 from ..journal._reconciliation import (
     DidNotHappen,
@@ -26,7 +27,6 @@ from ..journal._reconciliation import (
     reconcile,
     window,
 )
-from .._server_clock import ServerClock
 from ..models import MadeBooking, MadeBookingsPage
 from ._listing import Reading, every_booking
 

@@ -18,8 +18,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
 
-from .._aio import gather_or_cancel
-from .._api import Api
+from .._caller import Caller
 from .._clock import SYSTEM_CLOCK, Clock
 from .._credit_history import CreditHistoryService
 from .._endpoints import (
@@ -30,7 +29,7 @@ from .._endpoints import (
     MADE_BOOKINGS,
     RESCHEDULE_MADE_BOOKING,
 )
-from .._requests import (
+from .._params import (
     CancelMadeBookingRequest,
     CreateBookingRequest,
     MadeBookingDetailsQuery,
@@ -38,6 +37,7 @@ from .._requests import (
     RescheduleMadeBookingRequest,
     UserBookingRequirementsQuery,
 )
+from .._tasks import gather_or_cancel
 from ..errors import InFlightElsewhereError, InvalidRequestError, OutcomeUnknownError
 from ..journal import AttemptState, Journal, JournalEntry, Key, Terms
 from ..journal._reconciliation import DidNotHappen, Happened, InFlight, Undecided, Verdict
@@ -82,7 +82,7 @@ class PhoneChatService:
 
     def __init__(
         self,
-        api: Api,
+        api: Caller,
         credit_history: CreditHistoryService,
         server_timezone: tzinfo,
         *,

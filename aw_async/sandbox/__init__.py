@@ -1,9 +1,10 @@
 """An emulator of the AdultWork API, served over real HTTP on loopback.
 
-``SandboxServer`` emulates RescheduleMadeBooking, MadeBookingDetails (with its group-manager
-variant) and GetCurrentCreditBalance, in JSON and DataContract XML, with Web API's error bodies,
-token and scope checks, and faults injected on demand. Installing aw-async also gives pytest the
-fixtures ``aw_sandbox`` and ``aw_client`` (see :mod:`aw_async.sandbox.pytest_plugin`).
+``SandboxServer`` serves every operation the library declares (aw_async/_endpoints.py), with their
+group-manager variants and the OAuth token endpoint, in JSON and DataContract XML, with the
+documented rules, Web API's error bodies, token and scope checks, a rate limit and faults on demand;
+an operation it does not emulate answers 501. Installing aw-async also gives pytest the fixtures
+``aw_sandbox`` and ``aw_client`` (see :mod:`aw_async.testing.pytest_plugin`).
 """
 
 from __future__ import annotations

@@ -24,12 +24,13 @@ import attrs
 from aiohttp import web
 
 from .._endpoints import ENDPOINTS, Endpoint
-from ..codecs import JsonCodec, XmlCodec, decode_query
+from ..codecs import JsonCodec, XmlCodec
+from ..codecs._query import decode_query
 from ..errors import DecodeError
 from ..models import ErrorBody, MadeBooking, UserBookingRequirements
 from ._faults import Faults, RateLimit, answer_instead, answer_partly
 from ._handlers import HANDLERS
-from ._state import ALL_SCOPES, RefreshGrant, Refusal, SandboxState, TokenGrant
+from ._state import ALL_SCOPES, RefreshGrant, SandboxRefusal, SandboxState, TokenGrant
 
 __all__ = ["SandboxServer", "SeenRequest"]
 
@@ -311,7 +312,7 @@ class SandboxServer:
                 raise _not_emulated(request)
             user_id = self._acting_user(request, endpoint, grant)
             return 200, handler(self.state, user_id, _read_request(endpoint, request, body))
-        except Refusal as refusal:
+        except SandboxRefusal as refusal:
             return refusal.status, ErrorBody(message=refusal.message, model_state=refusal.model_state)
 
     async def _token(self, request: web.Request) -> tuple[int, bytes, str]:
@@ -319,7 +320,7 @@ class SandboxServer:
         form = {key: str(value) for key, value in (await request.post()).items()}
         try:
             status, document = 200, self.state.refresh(form)
-        except Refusal as refusal:
+        except SandboxRefusal as refusal:
             status, document = refusal.status, {"error": refusal.message}
         return status, json.dumps(document).encode(), "application/json; charset=utf-8"
 
@@ -332,16 +333,18 @@ class SandboxServer:
                 if endpoint.method == request.method:
                     return endpoint
         if known:
-            raise Refusal(405, f"The requested resource does not support http method '{request.method}'.")
+            raise SandboxRefusal(
+                405, f"The requested resource does not support http method '{request.method}'."
+            )
         raise _not_emulated(request)
 
     def _authorize(self, request: web.Request, endpoint: Endpoint[Any]) -> TokenGrant:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         grant = self.state.grant_for(token.strip()) if scheme.lower() == "bearer" else None
         if grant is None:
-            raise Refusal(401, _DENIED)
+            raise SandboxRefusal(401, _DENIED)
         if endpoint.scope not in grant.scopes:
-            raise Refusal(403, _DENIED)
+            raise SandboxRefusal(403, _DENIED)
         return grant
 
     @staticmethod
@@ -351,7 +354,7 @@ class SandboxServer:
             return grant.user_id
         user_id = _int_parameter(request.query.get("UserID"), "UserID")
         if user_id not in grant.group_members:
-            raise Refusal(403, f"You do not manage a group member with UserID {user_id}.")
+            raise SandboxRefusal(403, f"You do not manage a group member with UserID {user_id}.")
         return user_id
 
     def _encode(self, request: web.Request, value: object) -> tuple[bytes, str]:
@@ -365,11 +368,11 @@ class SandboxServer:
 
 def _int_parameter(value: str | None, name: str) -> int:
     if value is None:
-        raise Refusal(400, "The request is invalid.", {name: [f"The {name} field is required."]})
+        raise SandboxRefusal(400, "The request is invalid.", {name: [f"The {name} field is required."]})
     try:
         return int(value)
     except ValueError:
-        raise Refusal(
+        raise SandboxRefusal(
             400, "The request is invalid.", {name: [f"The value '{value}' is not valid for {name}."]}
         ) from None
 
@@ -388,16 +391,16 @@ def _read_request(endpoint: Endpoint[Any], request: web.Request, body: bytes) ->
                 if value is None
                 else (f"The value '{value}' is not valid for {name}.")
             )
-            raise Refusal(400, "The request is invalid.", {name: [message]}) from None
+            raise SandboxRefusal(400, "The request is invalid.", {name: [message]}) from None
     try:
         return _JSON.decode(body, endpoint.request)
     except DecodeError as exc:
         field = f"request.{exc.path}" if exc.path else "request"
-        raise Refusal(400, "The request is invalid.", {field: [exc.message]}) from None
+        raise SandboxRefusal(400, "The request is invalid.", {field: [exc.message]}) from None
 
 
-def _not_emulated(request: web.Request) -> Refusal:
-    return Refusal(501, f"The sandbox does not emulate {request.method} {request.path}.")
+def _not_emulated(request: web.Request) -> SandboxRefusal:
+    return SandboxRefusal(501, f"The sandbox does not emulate {request.method} {request.path}.")
 
 
 _JSON = JsonCodec()

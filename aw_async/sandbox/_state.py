@@ -18,7 +18,7 @@ from typing import Any
 import attrs
 
 from .._endpoints import ENDPOINTS
-from .._requests import CreateBookingRequest, MadeBookingsQuery
+from .._params import CreateBookingRequest, MadeBookingsQuery
 from ..models import (
     BookingStatus,
     MadeBooking,
@@ -27,7 +27,7 @@ from ..models import (
     UserBookingRequirements,
 )
 
-__all__ = ["ALL_SCOPES", "RefreshGrant", "Refusal", "SandboxState", "TokenGrant"]
+__all__ = ["ALL_SCOPES", "RefreshGrant", "SandboxRefusal", "SandboxState", "TokenGrant"]
 
 #: Every scope the sandbox's endpoints need.
 ALL_SCOPES: frozenset[str] = frozenset(endpoint.scope for endpoint in ENDPOINTS)
@@ -53,7 +53,7 @@ class RefreshGrant:
     expires_in: int
 
 
-class Refusal(Exception):
+class SandboxRefusal(Exception):
     """A request the API refuses: the status and the message of its ``HttpError`` body."""
 
     def __init__(self, status: int, message: str, model_state: dict[str, list[str]] | None = None) -> None:
@@ -99,12 +99,12 @@ class SandboxState:
         """The OAuth refresh grant (docs/api.md, "Access tokens"): a new access token and a new refresh
         token, the old refresh token revoked."""
         if form.get("grant_type") != "refresh_token":
-            raise Refusal(400, "unsupported_grant_type")
+            raise SandboxRefusal(400, "unsupported_grant_type")
         grant = self.refresh_tokens.get(form.get("refresh_token", ""))
         if grant is None:
-            raise Refusal(401, "refresh_token_has_expired")
+            raise SandboxRefusal(401, "refresh_token_has_expired")
         if (form.get("client_id"), form.get("client_secret")) != (grant.client_id, grant.client_secret):
-            raise Refusal(401, "invalid_client")
+            raise SandboxRefusal(401, "invalid_client")
         del self.refresh_tokens[form["refresh_token"]]
         access_token, refresh_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         expires_at = datetime.now(UTC) + timedelta(seconds=grant.expires_in)
@@ -143,7 +143,7 @@ class SandboxState:
     def requirements_of(self, book_user_id: int) -> UserBookingRequirements:
         requirements = self.requirements.get(book_user_id)
         if requirements is None:
-            raise Refusal(404, f"No user with UserID {book_user_id} offers PhoneChat bookings.")
+            raise SandboxRefusal(404, f"No user with UserID {book_user_id} offers PhoneChat bookings.")
         return requirements
 
     def instant(self, value: datetime) -> datetime:
@@ -272,7 +272,7 @@ class SandboxState:
         revealed to exist)."""
         booking = self.bookings.get(booking_id)
         if booking is None or self.owners.get(booking_id) != user_id:
-            raise Refusal(404, f"No PhoneChat booking with BookingID {booking_id} was found.")
+            raise SandboxRefusal(404, f"No PhoneChat booking with BookingID {booking_id} was found.")
         return booking
 
     def local_now(self) -> datetime:
@@ -286,17 +286,17 @@ class SandboxState:
         session = booking.session_date
         now = datetime.now(self.server_timezone)
         if session is None:
-            raise Refusal(400, "The booking has no SessionDate.")
+            raise SandboxRefusal(400, "The booking has no SessionDate.")
         instant = session if session.tzinfo is not None else session.replace(tzinfo=self.server_timezone)
         if instant >= now:
-            raise Refusal(
+            raise SandboxRefusal(
                 400,
                 "The request is invalid.",
                 {"request.BookingID": ["The SessionDate of this booking has not passed yet."]},
             )
         balance = self.balances.get(user_id, Decimal(0))
         if balance < booking.credits:
-            raise Refusal(
+            raise SandboxRefusal(
                 400,
                 "The request is invalid.",
                 {
@@ -329,9 +329,9 @@ class SandboxState:
         return new
 
 
-def _invalid(field: str, message: str) -> Refusal:
+def _invalid(field: str, message: str) -> SandboxRefusal:
     """Web API's 400 for a request that breaks a rule: ModelState names the request's field."""
-    return Refusal(400, "The request is invalid.", {f"request.{field}": [message]})
+    return SandboxRefusal(400, "The request is invalid.", {f"request.{field}": [message]})
 
 
 _EPOCH = datetime(1, 1, 1, tzinfo=UTC)

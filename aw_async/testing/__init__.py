@@ -18,15 +18,40 @@ replaces only time: every wait the client makes goes through the clock it is giv
 it works as well with the real aiohttp transport against :class:`aw_async.sandbox.SandboxServer`.
 Neither is reached through a global, so nothing needs patching.
 
-Importing this package is cheap: no ``aiohttp.web``, no sandbox.
+Importing this package is cheap: its names are loaded on first use (PEP 562), and none of them
+brings in ``aiohttp.web`` or the sandbox. Its pytest plugin (:mod:`.pytest_plugin`) gives the
+``aw_sandbox`` and ``aw_client`` fixtures.
 """
 
 from __future__ import annotations
 
-from .._protocol import Request, Response
-from .._retry import Failure
-from .._transport import ExchangeError
-from ._clock import VirtualClock
-from ._mock import MockTransport
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ExchangeError", "Failure", "MockTransport", "Request", "Response", "VirtualClock"]
+if TYPE_CHECKING:
+    from .._protocol import Request, Response
+    from .._retry import SendFailure
+    from .._transport import ExchangeError
+    from ._clock import VirtualClock
+    from ._mock import MockTransport
+
+_HOMES = {
+    "Request": ".._protocol",
+    "Response": ".._protocol",
+    "SendFailure": ".._retry",
+    "ExchangeError": ".._transport",
+    "VirtualClock": "._clock",
+    "MockTransport": "._mock",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'aw_async.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home, __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["ExchangeError", "MockTransport", "Request", "Response", "SendFailure", "VirtualClock"]

@@ -9,17 +9,21 @@ Both are async fixtures: they need pytest-asyncio, and work in its default (stri
 async test is marked ``@pytest.mark.asyncio``. Without pytest-asyncio (not installed, or disabled
 with ``-p no:asyncio``), asking for either fails with a message that says so, instead of pytest's
 "fixture not found".
+
+pytest loads this plugin in every run wherever aw-async is installed, so it imports nothing of the
+library's until a test asks for a fixture.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
-from .._client import AdultWorkClient
-from ._server import SandboxServer
+if TYPE_CHECKING:
+    from .._client import AdultWorkClient
+    from ..sandbox import SandboxServer
 
 __all__ = ["SANDBOX_TOKEN", "SANDBOX_USER_ID"]
 
@@ -53,6 +57,8 @@ def _with_asyncio() -> Any:
         @pytest_asyncio.fixture
         async def aw_sandbox(self) -> AsyncIterator[SandboxServer]:
             """A running SandboxServer that accepts SANDBOX_TOKEN for SANDBOX_USER_ID."""
+            from ..sandbox import SandboxServer
+
             async with SandboxServer() as sandbox:
                 sandbox.add_token(SANDBOX_TOKEN, user_id=SANDBOX_USER_ID)
                 yield sandbox
@@ -60,6 +66,8 @@ def _with_asyncio() -> Any:
         @pytest_asyncio.fixture
         async def aw_client(self, aw_sandbox: SandboxServer) -> AsyncIterator[AdultWorkClient]:
             """An AdultWorkClient bound to aw_sandbox with SANDBOX_TOKEN."""
+            from .._client import AdultWorkClient
+
             # A journal of the test's own: a test never writes into the user's journal.
             async with AdultWorkClient(SANDBOX_TOKEN, base_url=aw_sandbox.url, journal="memory") as client:
                 yield client

@@ -1,9 +1,9 @@
 """One API call, end to end: token, request, transport, 401 handling, response.
 
-The services call :meth:`Api.call` with an endpoint declaration and its parameters; everything
+The services call :meth:`Caller.call` with an endpoint declaration and its parameters; everything
 between that and a typed result (or a typed error) happens here and in the layers below.
 
-:meth:`Api.call` is also the boundary every call crosses on its way out: the layers below map
+:meth:`Caller.call` is also the boundary every call crosses on its way out: the layers below map
 what they foresee (the transport, the network's failures; the protocol, the server's answers),
 and whatever else still comes up (a bug, a plugged-in codec's own exception) is mapped here to an
 :class:`~aw_async.errors.AdultWorkError`, with secrets scrubbed from the whole chain. A request
@@ -20,16 +20,16 @@ from ._redact import redact, scrub_exception, stand_in
 from ._server_clock import ServerClock
 from ._tokens import TokenProvider
 from ._transport import Transport
-from .codecs import CodecSet
+from .codecs._base import CodecSet
 from .errors import AdultWorkError, OutcomeUnknownError, UnexpectedError
 from .journal import AttemptState, outcome_of
 
-__all__ = ["Api"]
+__all__ = ["Caller"]
 
 R = TypeVar("R")
 
 
-class Api:
+class Caller:
     """Calls endpoints with one client's settings, token, transport and codecs."""
 
     def __init__(
