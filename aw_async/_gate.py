@@ -30,24 +30,19 @@ Invariants:
 
 from __future__ import annotations
 
-import hashlib
 import math
-import os
 import random
 import weakref
-from typing import Any
+from collections.abc import Hashable
+from typing import Any, Protocol
 
 from ._clock import Clock
 
-__all__ = ["RELEASE_WINDOW", "Gate", "Pacer", "account_gate"]
+__all__ = ["RELEASE_WINDOW", "Account", "Gate", "Pacer", "account_gate"]
 
 #: Waiters of a gate that opens go through over this many seconds, each at a random moment in it.
 #: One second: ``Retry-After`` speaks in whole seconds, so this spreads over the resolution it has.
 RELEASE_WINDOW = 1.0
-
-# A per-process key for the hash of a fixed token: the hash cannot be checked against a guessed
-# token anywhere else, and it is never written down.
-_PROCESS_KEY = os.urandom(32)
 
 
 class Gate:
@@ -148,7 +143,14 @@ class Pacer:
 _GATES: weakref.WeakValueDictionary[tuple[Any, ...], Gate] = weakref.WeakValueDictionary()
 
 
-def account_gate(root: str, token: object, clock: Clock) -> Gate:
+class Account(Protocol):
+    """What names an account's holder (a token provider): ``account``, hashable, never a secret."""
+
+    @property
+    def account(self) -> Hashable: ...
+
+
+def account_gate(root: str, token: Account, clock: Clock) -> Gate:
     """The gate of the account (``root``, ``token``) on ``clock``, shared with every client of the
     process that has the same account and clock.
 
@@ -157,17 +159,8 @@ def account_gate(root: str, token: object, clock: Clock) -> Gate:
         token: the client's token provider: a fixed token is known by a keyed hash of its value,
             any other provider by the object itself.
     """
-    key = (root.lower(), _identity(token), clock)
+    key = (root.lower(), token.account, clock)
     gate = _GATES.get(key)
     if gate is None:
         gate = _GATES[key] = Gate(clock)
     return gate
-
-
-def _identity(token: object) -> object:
-    from ._tokens import StaticToken  # the tokens module sits above this one
-
-    if isinstance(token, StaticToken):
-        (value,) = token.secrets()
-        return hashlib.blake2b(value.encode(), key=_PROCESS_KEY, digest_size=16).hexdigest()
-    return token

@@ -23,9 +23,11 @@ Invariants of :class:`RefreshingToken`:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+import os
+from collections.abc import Awaitable, Callable, Hashable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -42,6 +44,9 @@ __all__ = ["RefreshingToken", "StaticToken", "TokenProvider", "TokenSet"]
 log = logging.getLogger("aw_async")
 
 OnRefresh = Callable[[TokenSet], Awaitable[None] | None]
+
+#: Keys the digest that names a fixed token's account, so the digest is worth nothing elsewhere.
+_PROCESS_KEY = os.urandom(32)
 
 
 class TokenProvider(Protocol):
@@ -60,6 +65,11 @@ class TokenProvider(Protocol):
         """Every secret this provider holds, to keep out of messages."""
         ...
 
+    @property
+    def account(self) -> Hashable:
+        """What names this provider's account (for the account's gate): never a secret."""
+        ...
+
 
 class StaticToken:
     """An access token that is used as is; a 401 is final."""
@@ -71,6 +81,12 @@ class StaticToken:
 
     def __repr__(self) -> str:
         return "StaticToken(<redacted>)"
+
+    @property
+    def account(self) -> Hashable:
+        """The token, by a digest keyed with a secret of this process: equal tokens are one account,
+        and the digest tells nothing of the token outside the process."""
+        return hashlib.blake2b(self._token.encode(), key=_PROCESS_KEY, digest_size=16).hexdigest()
 
     async def access_token(self, send: Send) -> str:
         return self._token
@@ -148,6 +164,11 @@ class RefreshingToken:
     def expires_at(self) -> datetime | None:
         """When the current access token expires, if known."""
         return self._expires_at
+
+    @property
+    def account(self) -> Hashable:
+        """This object: its refresh chain is one user's, and the tokens it holds change."""
+        return self
 
     def secrets(self) -> tuple[str, ...]:
         held = (self._access_token, self._refresh_token, self._client_secret)
