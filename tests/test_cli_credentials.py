@@ -261,6 +261,20 @@ def test_a_refused_refresh_token_fails_the_command_and_names_no_secret(
         assert secret not in ran.out + ran.err
 
 
+def test_a_temporary_file_a_crash_left_open_to_others_does_not_make_the_saved_one_so(
+    cli: Cli, sandbox: ServedSandbox, monkeypatch: pytest.MonkeyPatch, saved: Path
+) -> None:
+    refresh_credentials(monkeypatch, sandbox)
+    left_behind = saved.parent / f".credentials.{os.getpid()}.new"  # a crashed run with this pid
+    left_behind.parent.mkdir(parents=True)
+    left_behind.write_text("AW_REFRESH_TOKEN=from-a-run-that-crashed\n")
+    left_behind.chmod(0o644)
+    assert cli("balance", "--base-url", sandbox.url).code == 0
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    assert not left_behind.exists()
+    assert cli("balance", "--base-url", sandbox.url).code == 0  # the next run may read it
+
+
 def test_credentials_that_cannot_be_saved_fail_the_command_in_its_own_words(
     cli: Cli, sandbox: ServedSandbox, monkeypatch: pytest.MonkeyPatch, saved: Path
 ) -> None:
