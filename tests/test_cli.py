@@ -594,7 +594,7 @@ def test_json_is_valid_on_a_latin_1_stdout(sandbox: ServedSandbox) -> None:
     assert json.loads(line)["booking"]["comments"] == booking.comments
 
 
-def test_the_sandbox_command_serves_until_interrupted() -> None:
+def test_the_sandbox_command_serves_until_interrupted(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "aw_async", "sandbox", "--port", "0"],
         stdout=subprocess.PIPE,
@@ -603,7 +603,7 @@ def test_the_sandbox_command_serves_until_interrupted() -> None:
     )
     try:
         assert process.stdout is not None
-        lines = [process.stdout.readline() for _ in range(2)]
+        lines = [process.stdout.readline() for _ in range(5)]
         url = lines[0].split(" on ")[1].split()[0]
         token = lines[1].split()[1]
 
@@ -612,6 +612,10 @@ def test_the_sandbox_command_serves_until_interrupted() -> None:
                 return await aw.credit_history.get_current_credit_balance()
 
         assert asyncio.run(balance()) == Decimal("50.00")
+        assert lines[4].startswith("  refresh   AW_REFRESH_TOKEN=")
+        for variable in lines[4].split()[1:]:  # the refresh credentials it prints work too
+            monkeypatch.setenv(*variable.split("=", 1))
+        assert cli("balance", "--base-url", url) == (0, "50.00 credits\n", "")
         process.send_signal(signal.SIGINT)
         out, _ = process.communicate(timeout=60)
     finally:

@@ -39,6 +39,8 @@ __all__ = ["build_parser", "main", "parse_span"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_TIMEOUT = 30.0
+#: The application and the first refresh token ``aw-async sandbox`` accepts (a refresh replaces it).
+SANDBOX_REFRESH = ("sandbox-client", "sandbox-client-secret", "sandbox-refresh-token")
 #: The environment variable (or option) each URL a client checks comes from, in this command line's words.
 _URL_NAMES = {"base_url": "--base-url", "token_url": "AW_TOKEN_URL"}
 
@@ -355,7 +357,15 @@ async def _serve_sandbox(host: str, port: int, token: str | None) -> int:
         print(f"  token     {demo.token}  (user {demo.user_id}, {demo.balance} credits)")
         print(f"  bookings  {passed} can be rescheduled; {demo.upcoming} is still to come;")
         print(f"            {demo.expensive} costs more than the balance")
-        print(f"  refresh   its token endpoint is {sandbox.token_url}")
+        # Refresh credentials too, so that the way a real account is used can be tried here.
+        client_id, client_secret, refresh_token = SANDBOX_REFRESH
+        sandbox.add_refresh_token(
+            refresh_token, client_id=client_id, client_secret=client_secret, user_id=demo.user_id
+        )
+        print(
+            f"  refresh   AW_REFRESH_TOKEN={refresh_token} AW_CLIENT_ID={client_id} "
+            f"AW_CLIENT_SECRET={client_secret} AW_TOKEN_URL={sandbox.token_url}"
+        )
         print("Try:")
         print(f"  export AW_ACCESS_TOKEN={demo.token}")
         print(f"  aw-async balance --base-url {sandbox.url}")
