@@ -1,5 +1,6 @@
-"""The command line's argument types: ids, spans, times and files of ids, each refused with a message
-that says what was expected (argparse turns it into a usage error, exit 2)."""
+"""The command line's arguments: their types (ids, spans, times, files of ids), each refused with a
+message that says what was expected (argparse turns it into a usage error, exit 2), and the rules
+between options that argparse cannot say."""
 
 from __future__ import annotations
 
@@ -9,10 +10,23 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from ..journal._open import is_database_url
 from ..phonechat._prerequisites import MAX_ID
 from ._format import plural
 
-__all__ = ["booking_id", "id_problem", "moment", "parse_span", "read_ids", "seconds", "since", "span"]
+__all__ = [
+    "booking_id",
+    "check_reschedule",
+    "id_problem",
+    "journal_of",
+    "moment",
+    "parse_span",
+    "read_ids",
+    "refuse_unused",
+    "seconds",
+    "since",
+    "span",
+]
 
 
 def id_problem(text: str) -> str | None:
@@ -103,3 +117,52 @@ def read_ids(path: Path, parser: argparse.ArgumentParser) -> list[int]:
         shown = problems[:20] + ([f"  ... and {len(problems) - 20} more"] if len(problems) > 20 else [])
         parser.error(f"--from-file {path}: {plural(len(problems), 'bad line')}:\n" + "\n".join(shown))
     return ids
+
+
+# --- rules between options ---------------------------------------------------------------------
+
+
+def check_reschedule(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The rules of ``reschedule``'s options that argparse cannot say."""
+    if not args.booking_ids and not args.from_file and args.passed_since is None:
+        parser.error("reschedule needs booking ids (arguments, --from-file or --passed-since)")
+    if args.include_reschedules and args.passed_since is None:
+        parser.error("--include-reschedules goes with --passed-since")
+    if args.concurrency < 1:
+        parser.error("--concurrency must be at least 1")
+    if args.max_rate is not None and not (math.isfinite(args.max_rate) and args.max_rate > 0):
+        parser.error("--max-rate must be a positive number of requests a second")
+
+
+def refuse_unused(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, used: set[str], because: str
+) -> None:
+    """A usage error for an option this command would ignore: a user who passes ``--token`` to a
+    command that cannot use it should learn so, not believe it was used."""
+    given = {
+        "--format": args.format,
+        "--base-url": args.base_url,
+        "--token": args.token,
+        "--timeout": args.timeout,
+        "--allow-insecure-http": args.allow_insecure_http,
+    }
+    ignored = [name for name, value in given.items() if value not in (None, False) and name not in used]
+    if ignored:
+        command = " ".join(filter(None, (args.command, getattr(args, "journal_command", None))))
+        parser.error(f"{command} {because}: {' and '.join(ignored)} would be ignored")
+
+
+def journal_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | Path | None:
+    """What ``--journal`` or ``--no-journal`` ask for, as the client takes it (None: the default).
+
+    A value given is a file, or a database URL: never the library's ``"memory"`` (a file of that
+    name is what a user who types it means; ``--no-journal`` is the way to say the other, with its
+    warning), nor a URL of another kind taken for a file name."""
+    if getattr(args, "no_journal", False):
+        return "memory"
+    text: str | None = args.journal
+    if text is None or is_database_url(text):
+        return text
+    if not text.strip() or "://" in text:
+        parser.error(f"--journal {text!r}: a file, or a postgresql:// URL")
+    return Path(text)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import errno
-import math
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,12 +23,21 @@ from .._client import SANDBOX_URL, AdultWorkClient, Format
 from .._version import __version__
 from ..errors import AdultWorkError, InsecureUrlError
 from ..journal import AttemptState, default_journal_path
-from ..journal._open import is_database_url
 from ..phonechat._prerequisites import ORDERS
-from ..sandbox import SandboxServer, seed_demo
-from ._arguments import booking_id, moment, parse_span, read_ids, seconds, since, span
+from ._arguments import (
+    booking_id,
+    check_reschedule,
+    journal_of,
+    moment,
+    parse_span,
+    read_ids,
+    refuse_unused,
+    seconds,
+    since,
+    span,
+)
 from ._credentials import CredentialsError, credentials_path, token_from
-from ._demo import run_demo
+from ._demo import run_demo, serve_sandbox
 from ._dry_run import dry_run
 from ._format import booking_line, error_line, money, plural, to_json
 from ._journal import list_journal, resolve_in_journal
@@ -39,8 +47,6 @@ __all__ = ["build_parser", "main", "parse_span"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_TIMEOUT = 30.0
-#: The application and the first refresh token ``aw-async sandbox`` accepts (a refresh replaces it).
-SANDBOX_REFRESH = ("sandbox-client", "sandbox-client-secret", "sandbox-refresh-token")
 #: The environment variable (or option) each URL a client checks comes from, in this command line's words.
 _URL_NAMES = {"base_url": "--base-url", "token_url": "AW_TOKEN_URL"}
 
@@ -230,62 +236,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             code: int = args.run(parser, args)
             return code
         if args.command == "reschedule":
-            _check_reschedule(parser, args)
+            check_reschedule(parser, args)
         if getattr(args, "needs_no_token", False):
-            _refuse_unused(parser, args, {"--base-url", "--allow-insecure-http"}, "sends no request")
+            refuse_unused(parser, args, {"--base-url", "--allow-insecure-http"}, "sends no request")
         return asyncio.run(_with_client(parser, args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
 
 
-def _check_reschedule(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if not args.booking_ids and not args.from_file and args.passed_since is None:
-        parser.error("reschedule needs booking ids (arguments, --from-file or --passed-since)")
-    if args.include_reschedules and args.passed_since is None:
-        parser.error("--include-reschedules goes with --passed-since")
-    if args.concurrency < 1:
-        parser.error("--concurrency must be at least 1")
-    if args.max_rate is not None and not (math.isfinite(args.max_rate) and args.max_rate > 0):
-        parser.error("--max-rate must be a positive number of requests a second")
-
-
-def _refuse_unused(
-    parser: argparse.ArgumentParser, args: argparse.Namespace, used: set[str], because: str
-) -> None:
-    """A usage error for an option this command would ignore: a user who passes ``--token`` to a
-    command that cannot use it should learn so, not believe it was used."""
-    given = {
-        "--format": args.format,
-        "--base-url": args.base_url,
-        "--token": args.token,
-        "--timeout": args.timeout,
-        "--allow-insecure-http": args.allow_insecure_http,
-    }
-    ignored = [name for name, value in given.items() if value not in (None, False) and name not in used]
-    if ignored:
-        command = " ".join(filter(None, (args.command, getattr(args, "journal_command", None))))
-        parser.error(f"{command} {because}: {' and '.join(ignored)} would be ignored")
-
-
-def _journal_of(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str | Path | None:
-    """What ``--journal`` or ``--no-journal`` ask for, as the client takes it (None: the default).
-
-    A value given is a file, or a database URL: never the library's ``"memory"`` (a file of that
-    name is what a user who types it means; ``--no-journal`` is the way to say the other, with its
-    warning), nor a URL of another kind taken for a file name."""
-    if getattr(args, "no_journal", False):
-        return "memory"
-    text: str | None = args.journal
-    if text is None or is_database_url(text):
-        return text
-    if not text.strip() or "://" in text:
-        parser.error(f"--journal {text!r}: a file, or a postgresql:// URL")
-    return Path(text)
-
-
 async def _with_client(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    journal = _journal_of(parser, args) if getattr(args, "needs_journal", False) else None
+    journal = journal_of(parser, args) if getattr(args, "needs_journal", False) else None
     try:
         token = (
             "-"  # journal commands read and write the journal only: no request is ever sent
@@ -330,15 +291,15 @@ async def _with_client(parser: argparse.ArgumentParser, args: argparse.Namespace
 
 
 def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    _refuse_unused(parser, args, {"--format"}, "runs against a sandbox of its own")
+    refuse_unused(parser, args, {"--format"}, "runs against a sandbox of its own")
     formats = [Format(args.format)] if args.format else [Format.JSON, Format.XML]
     return asyncio.run(run_demo(formats, print))
 
 
 def _sandbox(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    _refuse_unused(parser, args, {"--token"}, "serves on --host and --port, and answers in either format")
+    refuse_unused(parser, args, {"--token"}, "serves on --host and --port, and answers in either format")
     try:
-        return asyncio.run(_serve_sandbox(args.host, args.port, args.token))
+        return asyncio.run(serve_sandbox(args.host, args.port, args.token))
     except KeyboardInterrupt:  # the way to stop it
         print("sandbox stopped")
         return EXIT_OK
@@ -347,31 +308,6 @@ def _sandbox(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if exc.errno == errno.EADDRINUSE:
             print("  another program listens there: pass --port 0 for any free port", file=sys.stderr)
         return EXIT_FAILED
-
-
-async def _serve_sandbox(host: str, port: int, token: str | None) -> int:
-    async with SandboxServer(host=host, port=port) as sandbox:
-        demo = seed_demo(sandbox, token=token) if token else seed_demo(sandbox)
-        passed = " ".join(map(str, demo.passed))
-        print(f"Sandbox serving on {sandbox.url} (Ctrl-C to stop)", flush=True)
-        print(f"  token     {demo.token}  (user {demo.user_id}, {demo.balance} credits)")
-        print(f"  bookings  {passed} can be rescheduled; {demo.upcoming} is still to come;")
-        print(f"            {demo.expensive} costs more than the balance")
-        # Refresh credentials too, so that the way a real account is used can be tried here.
-        client_id, client_secret, refresh_token = SANDBOX_REFRESH
-        sandbox.add_refresh_token(
-            refresh_token, client_id=client_id, client_secret=client_secret, user_id=demo.user_id
-        )
-        print(
-            f"  refresh   AW_REFRESH_TOKEN={refresh_token} AW_CLIENT_ID={client_id} "
-            f"AW_CLIENT_SECRET={client_secret} AW_TOKEN_URL={sandbox.token_url}"
-        )
-        print("Try:")
-        print(f"  export AW_ACCESS_TOKEN={demo.token}")
-        print(f"  aw-async balance --base-url {sandbox.url}")
-        print(f"  aw-async reschedule {passed} {demo.upcoming} --base-url {sandbox.url}", flush=True)
-        await asyncio.Event().wait()  # until Ctrl-C
-    return EXIT_OK
 
 
 # --- the commands that talk to the API ---------------------------------------------------------
