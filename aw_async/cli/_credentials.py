@@ -86,7 +86,10 @@ def write_credentials(path: Path, values: Mapping[str, str]) -> None:
     """Replace ``path`` with ``values``, atomically and durably, readable by its owner alone."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A file of that name a crash left behind is replaced, never reused: O_CREAT's mode applies only
+    # to a file it creates, and the one left behind may be open to others.
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write("".join(f"{name}={value}\n" for name, value in values.items()))
@@ -135,7 +138,12 @@ def token_from(
         kept = {name: value for name, value in read_credentials(path).items() if name in _NAMES}
         kept["AW_REFRESH_TOKEN"] = tokens.refresh_token
         kept[_ORIGIN] = origin or _digest(tokens.refresh_token)
-        write_credentials(path, kept)
+        try:
+            write_credentials(path, kept)
+        except OSError as exc:
+            raise CredentialsError(
+                f"the credentials file {path} could not be written: {exc.strerror}"
+            ) from None
 
     async def save(tokens: TokenSet) -> None:
         """Keep the rotated refresh token before the new access token is used (off the loop)."""

@@ -1,7 +1,9 @@
-"""``aw-async demo``: the whole job against an in-process sandbox, in JSON and then in XML."""
+"""``aw-async demo`` (the whole job against an in-process sandbox, in JSON and then in XML) and
+``aw-async sandbox`` (a sandbox with the same data, served until Ctrl-C)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from .._client import AdultWorkClient, Format
@@ -9,7 +11,10 @@ from ..errors import AlreadyRescheduledError, PreconditionError
 from ..sandbox import SandboxServer, seed_demo
 from ._format import booking_line, error_line, summary_line
 
-__all__ = ["run_demo"]
+__all__ = ["SANDBOX_REFRESH", "run_demo", "serve_sandbox"]
+
+#: The application and the first refresh token ``aw-async sandbox`` accepts (a refresh replaces it).
+SANDBOX_REFRESH = ("sandbox-client", "sandbox-client-secret", "sandbox-refresh-token")
 
 
 async def run_demo(formats: list[Format], say: Callable[[str], None]) -> int:
@@ -57,4 +62,31 @@ async def run_demo(formats: list[Format], say: Callable[[str], None]) -> int:
                     say(f"6. UNEXPECTED: booking {first} was rescheduled twice")
                     return 1
     say("\nEverything behaved as documented.")
+    return 0
+
+
+async def serve_sandbox(host: str, port: int, token: str | None) -> int:
+    """Serve a sandbox seeded with :func:`seed_demo` and refresh credentials, until cancelled
+    (Ctrl-C); print how to use it first."""
+    async with SandboxServer(host=host, port=port) as sandbox:
+        demo = seed_demo(sandbox, token=token) if token else seed_demo(sandbox)
+        passed = " ".join(map(str, demo.passed))
+        print(f"Sandbox serving on {sandbox.url} (Ctrl-C to stop)", flush=True)
+        print(f"  token     {demo.token}  (user {demo.user_id}, {demo.balance} credits)")
+        print(f"  bookings  {passed} can be rescheduled; {demo.upcoming} is still to come;")
+        print(f"            {demo.expensive} costs more than the balance")
+        # Refresh credentials too, so that the way a real account is used can be tried here.
+        client_id, client_secret, refresh_token = SANDBOX_REFRESH
+        sandbox.add_refresh_token(
+            refresh_token, client_id=client_id, client_secret=client_secret, user_id=demo.user_id
+        )
+        print(
+            f"  refresh   AW_REFRESH_TOKEN={refresh_token} AW_CLIENT_ID={client_id} "
+            f"AW_CLIENT_SECRET={client_secret} AW_TOKEN_URL={sandbox.token_url}"
+        )
+        print("Try:")
+        print(f"  export AW_ACCESS_TOKEN={demo.token}")
+        print(f"  aw-async balance --base-url {sandbox.url}")
+        print(f"  aw-async reschedule {passed} {demo.upcoming} --base-url {sandbox.url}", flush=True)
+        await asyncio.Event().wait()  # until Ctrl-C
     return 0

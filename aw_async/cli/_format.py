@@ -10,9 +10,9 @@ from typing import Any
 
 import attrs
 
-from ..errors import AdultWorkError, AlreadyRescheduledError, NotStartedError
+from ..errors import AdultWorkError, AlreadyRescheduledError, NotStartedError, TokenNotSavedError
 from ..models import MadeBooking
-from ..phonechat import RescheduleOutcome
+from ..phonechat import RescheduleOutcome, Stage
 
 __all__ = [
     "booking_line",
@@ -20,10 +20,13 @@ __all__ = [
     "error_line",
     "is_done",
     "json_line",
+    "message",
     "money",
+    "not_started_parts",
     "outcome_json",
     "outcome_line",
     "plural",
+    "started_line",
     "summary_line",
     "to_json",
 ]
@@ -62,7 +65,7 @@ def _plain(value: Any) -> Any:
 
 def error_json(error: AdultWorkError) -> dict[str, Any]:
     """An error as machine output: its type, message and the attributes that say why."""
-    details: dict[str, Any] = {"type": type(error).__name__, "message": str(error)}
+    details: dict[str, Any] = {"type": type(error).__name__, "message": message(error)}
     for name in (
         "status",
         "required",
@@ -139,7 +142,19 @@ def booking_line(booking: MadeBooking) -> str:
 
 def error_line(error: BaseException) -> str:
     """An error as people read it: the message, then the type in brackets."""
-    return f"{error} ({type(error).__name__})"
+    return f"{message(error)} ({type(error).__name__})"
+
+
+def message(error: BaseException) -> str:
+    """An error's message in this command line's words, where the library's would speak of its
+    Python API (``on_refresh``, the hook the command line's credentials file is written by)."""
+    if isinstance(error, TokenNotSavedError):
+        why = str(error.__cause__) if error.__cause__ is not None else "they could not be written"
+        return (
+            f"the refreshed credentials could not be saved ({why}); the refresh token they replace no "
+            "longer works, so unless a later try saves them, log in again and set AW_REFRESH_TOKEN"
+        )
+    return str(error)
 
 
 def outcome_line(outcome: RescheduleOutcome) -> str:
@@ -159,11 +174,19 @@ def is_done(outcome: RescheduleOutcome) -> bool:
 
 
 def summary_line(outcomes: list[RescheduleOutcome]) -> str:
-    """How a batch went, in one line (the bookings never started are counted apart, by cause)."""
+    """How a batch went, in one line: the bookings it started, then those it never started, counted
+    once per cause (a batch that could not go on says why once, not once a booking)."""
     started = [o for o in outcomes if not isinstance(o.error, NotStartedError)]
+    parts = [started_line(started)] if started or not outcomes else []
+    parts += not_started_parts(outcomes)
+    return "; ".join(parts)
+
+
+def started_line(started: list[RescheduleOutcome]) -> str:
+    """``N bookings: D rescheduled, F failed (kinds)``, and which ones may have gone through."""
     done = sum(outcome.ok for outcome in started)
     before = sum(isinstance(outcome.error, AlreadyRescheduledError) for outcome in started)
-    may = sum(outcome.may_have_happened for outcome in started)
+    maybe = [outcome.booking_id for outcome in started if outcome.may_have_happened]
     kinds: dict[str, int] = {}
     for outcome in started:
         if not is_done(outcome):
@@ -174,20 +197,32 @@ def summary_line(outcomes: list[RescheduleOutcome]) -> str:
         f"{plural(len(started), 'booking')}: {done} rescheduled{already}, "
         f"{len(started) - done - before} failed" + (f" ({failed})" if failed else "")
     )
-    if may:
-        line += f"; {may} may have gone through: check them (reconcile) before trying again"
-    return line + not_started_line(outcomes)
+    if maybe:
+        shown = " ".join(map(str, maybe[:10])) + (" ..." if len(maybe) > 10 else "")
+        line += f"; {len(maybe)} may have gone through: check before trying again: aw-async reconcile {shown}"
+    return line
 
 
-def not_started_line(outcomes: list[RescheduleOutcome]) -> str:
-    """``; N bookings not started: <cause>``, once per cause (empty when every booking started)."""
-    causes: dict[str, int] = {}
+def not_started_parts(outcomes: list[RescheduleOutcome]) -> list[str]:
+    """``N bookings not started: <cause>``, once per cause (none when every booking started)."""
+    causes: dict[int, list[RescheduleOutcome]] = {}  # by the error that stopped the batch
     for outcome in outcomes:
         if isinstance(outcome.error, NotStartedError):
-            stopped_by = outcome.error.stopped_by
-            cause = error_line(stopped_by) if stopped_by is not None else "the batch was stopped"
-            causes[cause] = causes.get(cause, 0) + 1
-    return "".join(f"; {plural(count, 'booking')} not started: {cause}" for cause, count in causes.items())
+            causes.setdefault(id(outcome.error.stopped_by), []).append(outcome)
+    return [f"{plural(len(group), 'booking')} not started: {_cause(group)}" for group in causes.values()]
+
+
+def _cause(group: list[RescheduleOutcome]) -> str:
+    """Why the bookings of ``group`` (all stopped by the same error) were never started."""
+    assert isinstance(group[0].error, NotStartedError)
+    stopped_by = group[0].error.stopped_by
+    if stopped_by is None:
+        return "the batch was stopped"
+    # The batch reads the balance once, before any POST: the bookings that were waiting for it
+    # stopped at that stage (the others never began, for the same reason).
+    if any(outcome.stage is Stage.BALANCE for outcome in group):
+        return f"the balance could not be read: {error_line(stopped_by)}"
+    return error_line(stopped_by)
 
 
 def plural(count: int, noun: str) -> str:

@@ -54,7 +54,8 @@ async def list_journal(aw: AdultWorkClient, *, state: AttemptState | None, as_js
     for entry in entries:
         print(json_line(_entry_json(entry)) if as_json else _entry_line(entry))
     if not as_json:
-        print(f"{len(entries)} entries for {root} in {aw.journal!r}")
+        counted = "1 entry" if len(entries) == 1 else f"{len(entries)} entries"
+        print(f"{counted} for {root} in {aw.journal!r}")
     return EXIT_OK
 
 

@@ -17,24 +17,38 @@ import errno
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from .._client import SANDBOX_URL, AdultWorkClient, Format
 from .._version import __version__
 from ..errors import AdultWorkError, InsecureUrlError
 from ..journal import AttemptState, default_journal_path
-from ..phonechat._prerequisites import MAX_ID, ORDERS
-from ..sandbox import SandboxServer, seed_demo
+from ..phonechat._prerequisites import ORDERS
+from ._arguments import (
+    booking_id,
+    check_reschedule,
+    journal_of,
+    moment,
+    parse_span,
+    read_ids,
+    refuse_unused,
+    seconds,
+    since,
+    span,
+)
 from ._credentials import CredentialsError, credentials_path, token_from
-from ._demo import run_demo
+from ._demo import run_demo, serve_sandbox
+from ._dry_run import dry_run
 from ._format import booking_line, error_line, money, plural, to_json
 from ._journal import list_journal, resolve_in_journal
-from ._reschedule import dry_run, reconcile, reschedule
+from ._reschedule import reconcile, reschedule
 
 __all__ = ["build_parser", "main", "parse_span"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_TIMEOUT = 30.0
+#: The environment variable (or option) each URL a client checks comes from, in this command line's words.
+_URL_NAMES = {"base_url": "--base-url", "token_url": "AW_TOKEN_URL"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,29 +61,19 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "--token",
         help="the access token (default: AW_ACCESS_TOKEN; or AW_REFRESH_TOKEN with AW_CLIENT_ID and "
-        f"AW_CLIENT_SECRET, in the environment or in {credentials_path()})",
+        "AW_CLIENT_SECRET, and AW_TOKEN_URL if not the vendor's, in the environment or in "
+        f"{credentials_path()})",
     )
     common.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds per try of a request (default 30)"
+        "--timeout", type=seconds, metavar="SECONDS", help="seconds per try of a request (default 30)"
     )
     common.add_argument(
         "--allow-insecure-http",
         action="store_true",
         help="allow a plain http:// --base-url to another machine",
     )
-    journal = argparse.ArgumentParser(add_help=False)
-    where = journal.add_mutually_exclusive_group()
-    where.add_argument(
-        "--journal",
-        metavar="PATH|URL",
-        help=f"the journal of reschedules: a file, or a postgresql:// URL (default {default_journal_path()})",
-    )
-    where.add_argument(
-        "--no-journal",
-        action="store_true",
-        help="keep the journal in memory for this run only: this drops the protection against "
-        "rescheduling a booking twice across runs, processes and hosts",
-    )
+    journal = _journal_options(forgettable=True)
+    journal_file = _journal_options(forgettable=False)
 
     parser = argparse.ArgumentParser(
         prog="aw-async",
@@ -91,9 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(run=_sandbox)
 
     booking = commands.add_parser("booking", parents=[common], help="show a booking you made")
-    booking.add_argument("booking_id", type=_booking_id, metavar="ID")
+    booking.add_argument("booking_id", type=booking_id, metavar="ID")
     booking.add_argument(
-        "--as-user", type=_booking_id, metavar="USER_ID", help="as a group manager, a member's"
+        "--as-user", type=booking_id, metavar="USER_ID", help="as a group manager, a member's"
     )
     booking.add_argument("--json", action="store_true", help="print JSON")
     booking.set_defaults(command_with_client=_show_booking)
@@ -101,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     bookings = commands.add_parser("bookings", parents=[common], help="list the bookings you made")
     bookings.add_argument(
         "--since",
-        type=_since,
+        type=since,
         metavar="WHEN",
         help="created on or after: YYYY-MM-DD, or a span ago (7d, 24h)",
     )
@@ -109,13 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--order", choices=ORDERS, default="date-desc", help="the order (default date-desc)"
     )
     bookings.add_argument(
-        "--as-user", type=_booking_id, metavar="USER_ID", help="as a group manager, a member's"
+        "--as-user", type=booking_id, metavar="USER_ID", help="as a group manager, a member's"
     )
     bookings.add_argument("--json", action="store_true", help="print JSON")
     bookings.set_defaults(command_with_client=_list_bookings)
 
     cancel = commands.add_parser("cancel", parents=[common], help="cancel a booking you made")
-    cancel.add_argument("booking_id", type=_booking_id, metavar="ID")
+    cancel.add_argument("booking_id", type=booking_id, metavar="ID")
     cancel.add_argument("--reason", required=True, help="why (the server requires one)")
     cancel.add_argument("--no-check", action="store_true", help="skip the prerequisite check (POST only)")
     cancel.add_argument("--json", action="store_true", help="print JSON")
@@ -128,11 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     rescheduling = commands.add_parser(
         "reschedule", parents=[common, journal], help="reschedule bookings whose session passed, once each"
     )
-    rescheduling.add_argument("booking_ids", type=_booking_id, nargs="*", metavar="ID")
+    rescheduling.add_argument("booking_ids", type=booking_id, nargs="*", metavar="ID")
     rescheduling.add_argument("--from-file", type=Path, metavar="F", help="more ids, one a line ('-': stdin)")
     rescheduling.add_argument(
         "--passed-since",
-        type=_span,
+        type=span,
         metavar="SPAN",
         help="also every booking whose session passed within SPAN (24h, 7d) and is not rescheduled",
     )
@@ -168,16 +172,18 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common, journal],
         help="learn from your bookings whether reschedules whose outcome is unknown happened",
     )
-    reconciling.add_argument("booking_ids", type=_booking_id, nargs="+", metavar="ID")
+    reconciling.add_argument("booking_ids", type=booking_id, nargs="+", metavar="ID")
     reconciling.add_argument(
-        "--since", type=_moment, metavar="WHEN", help="when the attempt was made (default: the journal's)"
+        "--since", type=moment, metavar="WHEN", help="when the attempt was made (default: the journal's)"
     )
     reconciling.add_argument("--json", action="store_true", help="print one JSON object a line")
     reconciling.set_defaults(command_with_client=_reconcile, needs_journal=True)
 
     journal_commands = commands.add_parser("journal", help="what the journal holds for the API root")
     what = journal_commands.add_subparsers(dest="journal_command", metavar="ACTION", required=True)
-    listing = what.add_parser("list", parents=[common, journal], help="the journal's entries for --base-url")
+    listing = what.add_parser(
+        "list", parents=[common, journal_file], help="the journal's entries for --base-url"
+    )
     listing.add_argument(
         "--state", choices=[state.value.replace("_", "-") for state in AttemptState], help="only this state"
     )
@@ -185,15 +191,35 @@ def build_parser() -> argparse.ArgumentParser:
     listing.set_defaults(command_with_client=_list_journal, needs_journal=True, needs_no_token=True)
     resolving = what.add_parser(
         "resolve",
-        parents=[common, journal],
+        parents=[common, journal_file],
         help="record your own answer for an unknown or ambiguous outcome",
     )
-    resolving.add_argument("booking_id", type=_booking_id, metavar="ID")
+    resolving.add_argument("booking_id", type=booking_id, metavar="ID")
     answer = resolving.add_mutually_exclusive_group(required=True)
-    answer.add_argument("--rescheduled-into", type=_booking_id, metavar="N", help="it was rescheduled into N")
+    answer.add_argument("--rescheduled-into", type=booking_id, metavar="N", help="it was rescheduled into N")
     answer.add_argument("--not-rescheduled", action="store_true", help="it was not rescheduled")
     resolving.set_defaults(command_with_client=_resolve, needs_journal=True, needs_no_token=True)
     return parser
+
+
+def _journal_options(*, forgettable: bool) -> argparse.ArgumentParser:
+    """``--journal`` (and ``--no-journal`` where a journal in memory means something: not for the
+    commands that show or change the journal itself)."""
+    options = argparse.ArgumentParser(add_help=False)
+    where = options.add_mutually_exclusive_group()
+    where.add_argument(
+        "--journal",
+        metavar="PATH|URL",
+        help=f"the journal of reschedules: a file, or a postgresql:// URL (default {default_journal_path()})",
+    )
+    if forgettable:
+        where.add_argument(
+            "--no-journal",
+            action="store_true",
+            help="keep the journal in memory for this run only: this drops the protection against "
+            "rescheduling a booking twice across runs, processes and hosts",
+        )
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,28 +236,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             code: int = args.run(parser, args)
             return code
         if args.command == "reschedule":
-            _check_reschedule(parser, args)
+            check_reschedule(parser, args)
+        if getattr(args, "needs_no_token", False):
+            refuse_unused(parser, args, {"--base-url", "--allow-insecure-http"}, "sends no request")
         return asyncio.run(_with_client(parser, args))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
 
 
-def _check_reschedule(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if not args.booking_ids and not args.from_file and args.passed_since is None:
-        parser.error("reschedule needs booking ids (arguments, --from-file or --passed-since)")
-    if args.include_reschedules and args.passed_since is None:
-        parser.error("--include-reschedules goes with --passed-since")
-    if args.concurrency < 1:
-        parser.error("--concurrency must be at least 1")
-    if args.max_rate is not None and not args.max_rate > 0:
-        parser.error("--max-rate must be a positive number of requests a second")
-
-
 async def _with_client(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    journal: str | None = None
-    if getattr(args, "needs_journal", False):
-        journal = "memory" if args.no_journal else args.journal  # None: the library's default
+    journal = journal_of(parser, args) if getattr(args, "needs_journal", False) else None
     try:
         token = (
             "-"  # journal commands read and write the journal only: no request is ever sent
@@ -242,20 +257,21 @@ async def _with_client(parser: argparse.ArgumentParser, args: argparse.Namespace
         parser.error(str(exc))
     ids: list[int] = list(getattr(args, "booking_ids", []))
     if getattr(args, "from_file", None):
-        ids += _read_ids(args.from_file, parser)
+        ids += read_ids(args.from_file, parser)
     pacing = {"max_rate": args.max_rate} if getattr(args, "max_rate", None) else {}
     try:
         client = AdultWorkClient(
             token,
             base_url=args.base_url or os.environ.get("AW_BASE_URL") or SANDBOX_URL,
             format=args.format or "json",
-            timeout=args.timeout,
+            timeout=args.timeout if args.timeout is not None else DEFAULT_TIMEOUT,
             allow_insecure_http=args.allow_insecure_http,
             journal=journal,
             **pacing,
         )
     except InsecureUrlError as exc:  # worded for this command line, not for the Python API
-        plain = InsecureUrlError("--base-url", exc.url, exc.host, override="--allow-insecure-http")
+        what = _URL_NAMES.get(exc.what, exc.what)
+        plain = InsecureUrlError(what, exc.url, exc.host, override="--allow-insecure-http")
         print(f"error: {plain}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError) as exc:  # a bad --base-url or the like
@@ -275,16 +291,15 @@ async def _with_client(parser: argparse.ArgumentParser, args: argparse.Namespace
 
 
 def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    given = [name for name, value in (("--token", args.token), ("--base-url", args.base_url)) if value]
-    if given:
-        parser.error(f"demo runs against a sandbox of its own: {' and '.join(given)} would be ignored")
+    refuse_unused(parser, args, {"--format"}, "runs against a sandbox of its own")
     formats = [Format(args.format)] if args.format else [Format.JSON, Format.XML]
     return asyncio.run(run_demo(formats, print))
 
 
 def _sandbox(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    refuse_unused(parser, args, {"--token"}, "serves on --host and --port, and answers in either format")
     try:
-        return asyncio.run(_serve_sandbox(args.host, args.port, args.token))
+        return asyncio.run(serve_sandbox(args.host, args.port, args.token))
     except KeyboardInterrupt:  # the way to stop it
         print("sandbox stopped")
         return EXIT_OK
@@ -293,23 +308,6 @@ def _sandbox(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         if exc.errno == errno.EADDRINUSE:
             print("  another program listens there: pass --port 0 for any free port", file=sys.stderr)
         return EXIT_FAILED
-
-
-async def _serve_sandbox(host: str, port: int, token: str | None) -> int:
-    async with SandboxServer(host=host, port=port) as sandbox:
-        demo = seed_demo(sandbox, token=token) if token else seed_demo(sandbox)
-        passed = " ".join(map(str, demo.passed))
-        print(f"Sandbox serving on {sandbox.url} (Ctrl-C to stop)", flush=True)
-        print(f"  token     {demo.token}  (user {demo.user_id}, {demo.balance} credits)")
-        print(f"  bookings  {passed} can be rescheduled; {demo.upcoming} is still to come;")
-        print(f"            {demo.expensive} costs more than the balance")
-        print(f"  refresh   its token endpoint is {sandbox.token_url}")
-        print("Try:")
-        print(f"  export AW_ACCESS_TOKEN={demo.token}")
-        print(f"  aw-async balance --base-url {sandbox.url}")
-        print(f"  aw-async reschedule {passed} {demo.upcoming} --base-url {sandbox.url}", flush=True)
-        await asyncio.Event().wait()  # until Ctrl-C
-    return EXIT_OK
 
 
 # --- the commands that talk to the API ---------------------------------------------------------
@@ -355,6 +353,7 @@ async def _reschedule(aw: AdultWorkClient, args: argparse.Namespace, ids: list[i
             ids,
             passed_since=args.passed_since,
             include_reschedules=args.include_reschedules,
+            force=args.force,
             as_json=args.json,
         )
     found = []
@@ -366,7 +365,10 @@ async def _reschedule(aw: AdultWorkClient, args: argparse.Namespace, ids: list[i
             )
         ]
         if not ids and not found:
-            print("no booking whose session passed in that span is waiting to be rescheduled")
+            print(
+                "no booking whose session passed in that span is waiting to be rescheduled",
+                file=sys.stderr if args.json else sys.stdout,  # stdout holds JSON lines only
+            )
             return EXIT_OK
     return await reschedule(
         aw,
@@ -389,82 +391,3 @@ async def _list_journal(aw: AdultWorkClient, args: argparse.Namespace, ids: list
 
 async def _resolve(aw: AdultWorkClient, args: argparse.Namespace, ids: list[int]) -> int:
     return await resolve_in_journal(aw, args.booking_id, rescheduled_into=args.rescheduled_into)
-
-
-# --- arguments ------------------------------------------------------------------------------
-
-
-def _id_problem(text: str) -> str | None:
-    """Why ``text`` is not an id, or None. ASCII digits only: ``int()`` would also take
-    ``０``-style digits, ``1_000`` and spaces."""
-    if not (text.isascii() and text.isdigit()):
-        return f"{text!r} is not a booking id (ASCII digits only)"
-    if len(text) > 10 or not 1 <= int(text) <= MAX_ID:
-        return f"{text!r} is not a booking id (1 to {MAX_ID})"
-    return None
-
-
-def _booking_id(text: str) -> int:
-    problem = _id_problem(text)
-    if problem is not None:
-        raise argparse.ArgumentTypeError(problem)
-    return int(text)
-
-
-def _span(text: str) -> timedelta:
-    try:
-        return parse_span(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a span like 24h, 7d or 90m") from None
-
-
-def _moment(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a time like 2026-11-30T09:15") from None
-
-
-def _since(text: str) -> date:
-    """``--since``: a day (``2026-11-01``) or a span ago (``7d``, ``24h``, ``90m``)."""
-    try:
-        return date.fromisoformat(text) if "-" in text else (datetime.now(UTC) - parse_span(text)).date()
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither a day (YYYY-MM-DD) nor a span (7d, 24h)"
-        ) from exc
-
-
-def parse_span(text: str) -> timedelta:
-    """``7d``, ``24h``, ``90m``, ``30s``: a span of time.
-
-    Raises:
-        ValueError: not a whole number followed by one of d, h, m, s.
-    """
-    units = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
-    number, unit = text[:-1], text[-1:].lower()
-    if unit not in units or not (number.isascii() and number.isdigit()) or len(number) > 6:
-        raise ValueError(f"not a span: {text!r}")
-    return timedelta(**{units[unit]: int(number)})
-
-
-def _read_ids(path: Path, parser: argparse.ArgumentParser) -> list[int]:
-    """The ids of a file, one a line (``#`` starts a comment); every bad line is reported at once."""
-    try:
-        text = sys.stdin.read() if str(path) == "-" else path.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        parser.error(f"--from-file {path}: {exc.strerror if isinstance(exc, OSError) else exc}")
-    ids, problems = [], []
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.split("#")[0].strip()
-        if not line:
-            continue
-        problem = _id_problem(line)
-        if problem is None:
-            ids.append(int(line))
-        else:
-            problems.append(f"  line {number}: {problem}")
-    if problems:
-        shown = problems[:20] + ([f"  ... and {len(problems) - 20} more"] if len(problems) > 20 else [])
-        parser.error(f"--from-file {path}: {plural(len(problems), 'bad line')}:\n" + "\n".join(shown))
-    return ids

@@ -7,9 +7,8 @@
   it). Every booking that was started is reported, and the exit code is 130 (SIGINT) or 143
   (SIGTERM). A second signal cancels at once.
 - The bookings a batch never started (it was stopped, or could not go on) are counted once per
-  cause, not a line each.
-- ``--dry-run`` shows what would be rescheduled (ids, ``--passed-since``, or both), what it would
-  spend and which bookings the balance would not cover, and sends nothing.
+  cause in the summary, not a line each; with ``--json`` each still gets its object (a program
+  reading the output learns every booking's fate), and the summary goes to stderr.
 """
 
 from __future__ import annotations
@@ -17,17 +16,31 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from typing import TextIO
 
 from .._client import AdultWorkClient
-from ..errors import AdultWorkError, InFlightElsewhereError, NotStartedError, OutcomeUnknownError
+from ..errors import (
+    AdultWorkError,
+    InFlightElsewhereError,
+    InvalidRequestError,
+    NotStartedError,
+    OutcomeUnknownError,
+)
 from ..models import MadeBooking
 from ..phonechat import RescheduleOutcome, Stage
-from ._format import booking_line, is_done, json_line, money, outcome_json, outcome_line, plural, summary_line
+from ._format import (
+    booking_line,
+    is_done,
+    json_line,
+    message,
+    outcome_json,
+    outcome_line,
+    plural,
+    summary_line,
+)
 
-__all__ = ["GRACE_SECONDS", "dry_run", "reconcile", "reschedule"]
+__all__ = ["GRACE_SECONDS", "reconcile", "reschedule"]
 
 EXIT_OK, EXIT_FAILED = 0, 1
 #: How long bookings in flight may finish after the first Ctrl-C or SIGTERM.
@@ -56,9 +69,10 @@ async def reschedule(
         reported.append(outcome)
         if progress is not None:
             progress.clear()
-        if not isinstance(outcome.error, NotStartedError):  # never begun: counted in the summary
-            print(json_line(outcome_json(outcome)) if as_json else outcome_line(outcome))
-            sys.stdout.flush()
+        if as_json:
+            print(json_line(outcome_json(outcome)), flush=True)
+        elif not isinstance(outcome.error, NotStartedError):  # never begun: counted in the summary
+            print(outcome_line(outcome), flush=True)
         if progress is not None:
             progress.update(outcome)
 
@@ -109,55 +123,6 @@ async def reschedule(
     )  # a re-run that finds it done is fine
 
 
-async def dry_run(
-    aw: AdultWorkClient,
-    ids: list[int],
-    *,
-    passed_since: timedelta | None,
-    include_reschedules: bool,
-    as_json: bool,
-) -> int:
-    """Show what ``reschedule`` would do with ``ids`` (and ``--passed-since``), what it would spend,
-    and which bookings the balance would not cover; send nothing."""
-    found: list[MadeBooking] = []
-    if passed_since is not None:
-        found = [
-            b
-            async for b in aw.phonechat.passed_bookings(
-                since=passed_since, include_reschedules=include_reschedules
-            )
-        ]
-    listed = {b.booking_id for b in found}
-    for booking_id in dict.fromkeys(ids):
-        if booking_id not in listed:
-            found.append(await aw.phonechat.made_booking_details(booking_id))
-    balance = await aw.credit_history.get_current_credit_balance()
-    left, total, short = balance, Decimal(0), []
-    for booking in found:  # in the order the batch would take them
-        total += booking.credits
-        covered = booking.credits <= left
-        if covered:
-            left -= booking.credits
-        else:
-            short.append(booking.booking_id)
-        if as_json:
-            print(
-                json_line({"booking_id": booking.booking_id, "credits": booking.credits, "covered": covered})
-            )
-        else:
-            note = "" if covered else "  (the balance would not cover it)"
-            print(f"would reschedule {booking_line(booking)}{note}")
-    verdict = (
-        "enough" if not short else f"short by {money(total - balance)}: not {', '.join(map(str, short))}"
-    )
-    print(
-        f"{plural(len(found), 'booking')} would spend {money(total)} credits; the balance is "
-        f"{money(balance)} ({verdict}). Nothing was sent.",
-        file=sys.stderr if as_json else sys.stdout,
-    )
-    return EXIT_OK
-
-
 async def reconcile(aw: AdultWorkClient, ids: list[int], *, since: datetime | None, as_json: bool) -> int:
     """For each id, learn from MadeBookings whether its reschedule happened; record what is proven.
     Its lines have the shape of ``reschedule``'s."""
@@ -167,9 +132,15 @@ async def reconcile(aw: AdultWorkClient, ids: list[int], *, since: datetime | No
             found = await aw.phonechat.reconcile(booking_id, since=since)
         except AdultWorkError as exc:
             status = EXIT_FAILED
+            if isinstance(exc, InvalidRequestError) and exc.field == "since":  # worded for this CLI
+                exc = InvalidRequestError(
+                    "--since", f"the journal has no attempt of booking {booking_id}: say when it was made"
+                )
             may = isinstance(exc, OutcomeUnknownError | InFlightElsewhereError)
             outcome = RescheduleOutcome(booking_id, error=exc, stage=Stage.JOURNAL, may_have_happened=may)
-            print(json_line(outcome_json(outcome)) if as_json else f"{booking_id}: UNRESOLVED: {exc}")
+            print(
+                json_line(outcome_json(outcome)) if as_json else f"{booking_id}: UNRESOLVED: {message(exc)}"
+            )
             continue
         if as_json:
             line = outcome_json(RescheduleOutcome(booking_id, booking=found))
