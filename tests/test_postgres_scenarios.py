@@ -1,0 +1,525 @@
+"""Across hosts: a PostgresJournal on a real PostgreSQL, shared by worker processes that share
+nothing else (each on a "host" of its own where ``unshare`` can make one: tests/_hosts.py), with
+every reschedule counted where it happens, on the sandbox.
+
+- The README's web example as four workers, eight concurrent clicks per booking: one reschedule each.
+- A worker killed with SIGKILL at each point of an attempt (its POST processed and the answer not
+  back yet; its POST not processed yet; its claim taken and its POST not sent): the next worker
+  reconciles and never sends twice, and concludes "did not happen" only after the attempt's settle
+  window.
+- A worker stopped with SIGSTOP while it holds a claim: nobody else sends that booking, and after
+  SIGCONT it is rescheduled exactly once.
+- Two batches on two hosts over the same ids: each booking once.
+- The database restarted mid-batch: nothing sent twice, nothing sent for what could not be claimed,
+  and the runs after it finish every booking.
+
+The settle window (30 s + the client's timeout + 60 s) is never waited out: the database's clock
+measures an attempt's age, so a test that needs the window passed moves the attempt's start back
+in the database (:func:`age_past_its_window`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from aw_async.phonechat._guard import RENEW_AFTER
+from aw_async.sandbox import SandboxServer
+
+from ._hosts import Worker, namespaces_unavailable
+from ._pg_support import sql, until
+from .postgres import PostgresServer
+from .scripted import eventually, past_booking
+
+TOKEN = "scenario-token"
+USER = 61
+BOOKINGS = 2000
+RESCHEDULE = "RescheduleMadeBooking"
+
+
+# --- the sandbox, with gates -----------------------------------------------------------------------
+
+
+class Gate:
+    """Holds the next ``times`` requests that match it (each with its body read) until the test
+    opens it."""
+
+    def __init__(self, method: str, path: str, times: int) -> None:
+        self.method = method
+        self.path = path.lower()
+        self.times = times
+        self.held = 0
+        self.arrived = asyncio.Event()  # the first of them
+        self.opened = asyncio.Event()
+
+    def matches(self, request: web.Request) -> bool:
+        return self.held < self.times and self.method == request.method and self.path in request.path.lower()
+
+    def open(self) -> None:
+        self.opened.set()
+
+
+class GatedSandbox(SandboxServer):
+    """The sandbox, with :class:`Gate`s: a request held at a gate is served as usual once the gate
+    opens, even if whoever sent it is gone by then (aiohttp does not cancel a handler whose client
+    went away), as a server that received a request processes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._gates: list[Gate] = []
+
+    def gate(self, method: str, path: str, *, times: int = 1) -> Gate:
+        gate = Gate(method, path, times)
+        self._gates.append(gate)
+        return gate
+
+    async def _serve(self, request: web.Request) -> web.StreamResponse:
+        gate = next((g for g in self._gates if g.matches(request)), None)
+        if gate is not None:
+            gate.held += 1
+            await request.read()  # the whole request arrived: it no longer needs its sender
+            gate.arrived.set()
+            await gate.opened.wait()
+        return await super()._serve(request)
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[GatedSandbox]:
+    async with GatedSandbox() as server:
+        server.add_token(TOKEN, user_id=USER)
+        server.set_balance(USER, Decimal(1_000_000))
+        for n in range(1, BOOKINGS + 1):
+            # distinct comments: a reconciliation must be able to tell the bookings apart
+            server.add_booking(past_booking(n, credits="2", comments=f"booking {n}"), client_user_id=USER)
+        yield server
+
+
+def counts(sandbox: SandboxServer, ids: range) -> list[int]:
+    return [sandbox.reschedule_count(n) for n in ids]
+
+
+def posts(sandbox: SandboxServer) -> int:
+    """How many reschedule POSTs reached the sandbox (one held at a gate has not, yet)."""
+    return sum(1 for r in sandbox.requests if r.method == "POST" and RESCHEDULE in r.path)
+
+
+# --- the journal, as the database holds it ---------------------------------------------------------
+
+
+async def entry_of(dsn: str, booking_id: int) -> dict[str, Any]:
+    """The booking's row, with whether its owner's lock is held (read as any other session would)."""
+    rows = await sql(
+        dsn,
+        "SELECT state, attempt, owner, decided_by, new_booking_id, started_at, settle_seconds,"
+        " aw_async.owner_alive(owner_key) AS alive FROM aw_async.attempts WHERE booking_id = $1",
+        booking_id,
+    )
+    assert len(rows) == 1, rows
+    return dict(rows[0])
+
+
+async def owner_gone(dsn: str, booking_id: int) -> dict[str, Any]:
+    """The booking's row once its owner's session has ended (the server notices a dead client at
+    once, yet asynchronously)."""
+
+    async def gone() -> bool:
+        return not (await entry_of(dsn, booking_id))["alive"]
+
+    await until(gone, f"the owner of booking {booking_id} gone")
+    return await entry_of(dsn, booking_id)
+
+
+async def age_past_its_window(dsn: str, booking_ids: list[int]) -> None:
+    """Move the attempts' start (both anchors) back by their settle window: the database's clock,
+    which measures every age, then says the window has passed."""
+    await sql(
+        dsn,
+        "UPDATE aw_async.attempts SET started_at = started_at - make_interval(secs => settle_seconds + 1),"
+        " server_started_at = server_started_at - make_interval(secs => settle_seconds + 1)"
+        " WHERE booking_id = ANY($1::bigint[])",
+        booking_ids,
+    )
+
+
+def host_of(owner: str) -> str:
+    """The host name in an owner token (``pg:KEY@HOST:PID``)."""
+    return owner.partition("@")[2].rpartition(":")[0]
+
+
+# --- web workers: the README's example -------------------------------------------------------------
+
+
+class WebWorker(Worker):
+    """A worker serving the README's web example (tests/web_worker.py), once :meth:`ready`."""
+
+    url = ""
+    host = ""
+    inner_pid = 0
+
+    async def ready(self) -> None:
+        assert self.process.stdout is not None
+        line = (await self.process.stdout.readline()).decode().split()
+        assert line[:1] == ["listening"], f"{self.name} did not start:\n{self.errors()}"
+        self.url = f"http://127.0.0.1:{line[1]}"
+        self.host, self.inner_pid = line[2], int(line[3])
+
+    def kill(self) -> None:
+        self.send(signal.SIGKILL)
+
+
+@contextlib.asynccontextmanager
+async def web_workers(
+    sandbox: SandboxServer, dsn: str, logs: Path, count: int, *, client_timeout: float | None = None
+) -> AsyncIterator[list[WebWorker]]:
+    """``count`` workers serving the README's web example, on hosts ``web-1``..., sharing the journal
+    at ``dsn`` and nothing else."""
+    argv = [sys.executable, "-m", "tests.web_worker", "0", TOKEN, sandbox.url, dsn]
+    argv += [str(client_timeout)] if client_timeout is not None else []
+    workers: list[WebWorker] = []
+    try:
+        for n in range(1, count + 1):
+            workers.append(await WebWorker.start(f"web-{n}", argv, logs))
+        await asyncio.gather(*(w.ready() for w in workers))
+        yield workers
+    finally:
+        await asyncio.gather(*(w.close() for w in workers))
+
+
+@contextlib.asynccontextmanager
+async def clicking() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
+        yield http
+
+
+async def click(http: aiohttp.ClientSession, worker: WebWorker, booking_id: int) -> tuple[int, str]:
+    """A user's click on the worker's reschedule button: the answer's status and text."""
+    async with http.post(f"{worker.url}/bookings/{booking_id}/reschedule") as response:
+        return response.status, await response.text()
+
+
+def rescheduled_as(text: str) -> int:
+    """The new booking a 200 names."""
+    return int(json.loads(text)["booking_id"])
+
+
+def already_rescheduled_as(text: str) -> int | None:
+    """The new booking a 409 "already rescheduled" names."""
+    found = re.search(r"already rescheduled as booking (\d+)", text)
+    return int(found.group(1)) if found else None
+
+
+def retry_after_of(text: str) -> int | None:
+    """The wait a 504 for an unsettled attempt advises (its ``OutcomeUnknownError.retry_after``)."""
+    found = re.search(r"call again in (\d+) s", text)
+    return int(found.group(1)) if found else None
+
+
+# --- the README's web example as four workers ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bookings", [pytest.param(6, id="6-bookings"), pytest.param(60, id="60-bookings", marks=pytest.mark.slow)]
+)
+async def test_four_web_workers_reschedule_each_booking_once_under_eight_concurrent_clicks(
+    sandbox: GatedSandbox, postgres_dsn: str, tmp_path: Path, bookings: int
+) -> None:
+    ids = range(1, bookings + 1)
+    sandbox.faults.latency = 0.005  # answers take a moment: clicks meet attempts in flight
+    async with web_workers(sandbox, postgres_dsn, tmp_path, 4) as workers, clicking() as http:
+        clicks = [(n, workers[c % 4]) for n in ids for c in range(8)]
+        answers = await asyncio.gather(*(click(http, worker, n) for n, worker in clicks))
+        logs = "\n".join(w.errors() for w in workers)
+    assert counts(sandbox, ids) == [1] * bookings, logs  # counted on the server's side
+    for n in ids:
+        (new,) = sandbox.rescheduled(n)
+        mine = [answer for (booking, _), answer in zip(clicks, answers, strict=True) if booking == n]
+        done = [text for status, text in mine if status == 200]
+        refused = [text for status, text in mine if status == 409]
+        assert done, mine  # one worker's flight, shared by its clicks that came while it flew
+        assert len(done) + len(refused) == 8, mine
+        assert {rescheduled_as(text) for text in done} == {new}, mine
+        assert all(already_rescheduled_as(text) == new for text in refused), mine
+    rows = await sql(postgres_dsn, "SELECT state, decided_by, owner FROM aw_async.attempts")
+    assert len(rows) == bookings
+    assert {(row["state"], row["decided_by"]) for row in rows} == {("rescheduled", "answer")}
+    if namespaces_unavailable() is None:
+        assert {host_of(row["owner"]) for row in rows} <= {w.host for w in workers}
+
+
+async def test_each_worker_runs_on_a_host_of_its_own(
+    sandbox: GatedSandbox, postgres_dsn: str, tmp_path: Path
+) -> None:
+    reason = namespaces_unavailable()
+    if reason is not None:
+        pytest.skip(f"only the namespaces are skipped: the other scenarios run without them ({reason})")
+    async with web_workers(sandbox, postgres_dsn, tmp_path, 2) as workers, clicking() as http:
+        assert [(w.host, w.inner_pid) for w in workers] == [("web-1", 1), ("web-2", 1)]
+        assert len({w.pid for w in workers}) == 2
+        answers = [await click(http, worker, n) for n, worker in enumerate(workers, 1)]
+    assert [status for status, _ in answers] == [200, 200], answers
+    owners = [(await entry_of(postgres_dsn, n))["owner"] for n in (1, 2)]
+    # Same PID, other hosts: the owners' tokens still differ (their lock keys are random anyway).
+    assert [(host_of(o), o.rpartition(":")[2]) for o in owners] == [("web-1", "1"), ("web-2", "1")]
+
+
+# --- a worker killed -------------------------------------------------------------------------------
+
+
+async def test_a_worker_killed_after_its_post_was_processed_is_reconciled_by_the_next_and_never_sent_twice(
+    sandbox: GatedSandbox, postgres_dsn: str, tmp_path: Path
+) -> None:
+    booking = 7
+    sandbox.faults.add("delay", method="POST", path=RESCHEDULE, when="after", seconds=600)
+    async with web_workers(sandbox, postgres_dsn, tmp_path, 2) as (first, second), clicking() as http:
+        lost = asyncio.ensure_future(click(http, first, booking))
+        await eventually(lambda: sandbox.reschedule_count(booking) == 1)  # processed; its answer held
+        first.kill()
+        with pytest.raises(aiohttp.ClientError):
+            await lost
+        left = await owner_gone(postgres_dsn, booking)
+        assert left["state"] == "in_flight"  # its outcome never recorded: unknown to everyone now
+        (new,) = sandbox.rescheduled(booking)
+        answers = [await click(http, second, booking) for _ in range(2)]
+        log = second.errors()
+    assert [status for status, _ in answers] == [409, 409], (answers, log)
+    assert [already_rescheduled_as(text) for _, text in answers] == [new, new]
+    assert sandbox.reschedule_count(booking) == 1
+    assert posts(sandbox) == 1
+    settled = await entry_of(postgres_dsn, booking)
+    assert (settled["state"], settled["decided_by"], settled["new_booking_id"]) == (
+        "rescheduled",
+        "reconciliation",
+        new,
+    )
+
+
+async def test_a_post_processed_after_its_worker_was_killed_is_never_sent_again(
+    sandbox: GatedSandbox, postgres_dsn: str, tmp_path: Path
+) -> None:
+    booking = 8
+    gate = sandbox.gate("POST", RESCHEDULE)
+    async with web_workers(sandbox, postgres_dsn, tmp_path, 2) as (first, second), clicking() as http:
+        lost = asyncio.ensure_future(click(http, first, booking))
+        await gate.arrived.wait()  # the POST reached the server, which has not processed it yet
+        first.kill()
+        with pytest.raises(aiohttp.ClientError):
+            await lost
+        await owner_gone(postgres_dsn, booking)
+        status, text = await click(http, second, booking)
+        assert status == 504, (text, second.errors())  # it may still land: wait, send nothing
+        assert 0 < (retry_after_of(text) or 0) <= (await entry_of(postgres_dsn, booking))["settle_seconds"]
+        assert (sandbox.reschedule_count(booking), posts(sandbox)) == (0, 0)
+        gate.open()
+        await eventually(lambda: sandbox.reschedule_count(booking) == 1)  # it lands, its sender dead
+        (new,) = sandbox.rescheduled(booking)
+        status, text = await click(http, second, booking)
+    assert (status, already_rescheduled_as(text)) == (409, new), text
+    assert sandbox.reschedule_count(booking) == 1
+    assert posts(sandbox) == 1
+
+
+async def test_a_worker_killed_between_its_claim_and_its_post_is_sent_once_after_the_settle_window(
+    sandbox: GatedSandbox, postgres_dsn: str, tmp_path: Path
+) -> None:
+    booking = 9
+    gate = sandbox.gate("GET", "MadeBookingDetails")
+    async with web_workers(sandbox, postgres_dsn, tmp_path, 2) as (first, second), clicking() as http:
+        lost = asyncio.ensure_future(click(http, first, booking))
+        await gate.arrived.wait()  # claimed, reading the booking: its POST not sent
+        first.kill()
+        with pytest.raises(aiohttp.ClientError):
+            await lost
+        await owner_gone(postgres_dsn, booking)
+        # Nobody can tell that its POST never left: before the window has passed, nothing is sent.
+        status, text = await click(http, second, booking)
+        assert status == 504, (text, second.errors())
+        assert 0 < (retry_after_of(text) or 0) <= (await entry_of(postgres_dsn, booking))["settle_seconds"]
+        assert posts(sandbox) == 0
+        await age_past_its_window(postgres_dsn, [booking])
+        status, text = await click(http, second, booking)  # did not happen, proven: sent, once
+        assert status == 200, (text, second.errors())
+        (new,) = sandbox.rescheduled(booking)
+        assert rescheduled_as(text) == new
+        again = await click(http, second, booking)
+    assert (again[0], already_rescheduled_as(again[1])) == (409, new)
+    assert sandbox.reschedule_count(booking) == 1
+    assert posts(sandbox) == 1
+    settled = await entry_of(postgres_dsn, booking)
+    assert (settled["state"], settled["attempt"], settled["decided_by"]) == ("rescheduled", 2, "answer")
+
+
+# --- a worker stopped ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "stopped_for",
+    [
+        pytest.param(0.0, id="one-round-of-clicks"),
+        # Past the point where its attempt must be renewed before its POST may leave.
+        pytest.param(RENEW_AFTER + 1, id="past-its-renewal", marks=pytest.mark.slow),
+    ],
+)
+async def test_a_stopped_worker_keeps_its_claim_and_reschedules_once_after_sigcont(
+    sandbox: GatedSandbox, postgres_dsn: str, tmp_path: Path, stopped_for: float
+) -> None:
+    booking = 10
+    gate = sandbox.gate("GET", "MadeBookingDetails")
+    # A short timeout: the others wait for a live owner that long (wait_elsewhere) before a 409.
+    three = web_workers(sandbox, postgres_dsn, tmp_path, 3, client_timeout=2.0)
+    async with three as workers, clicking() as http:
+        stopped, others = workers[0], workers[1:]
+        first = asyncio.ensure_future(click(http, stopped, booking))
+        await gate.arrived.wait()  # it holds its claim, its POST not sent
+        stopped.send(signal.SIGSTOP)
+        since = asyncio.get_running_loop().time()
+        while True:  # however long it is stopped, nobody else sends
+            answers = await asyncio.gather(*(click(http, w, booking) for w in others for _ in range(2)))
+            assert {status for status, _ in answers} == {409}, answers
+            assert all("is being rescheduled by another process" in text for _, text in answers), answers
+            held = await entry_of(postgres_dsn, booking)
+            assert (held["state"], held["alive"], host_of(held["owner"])) == ("in_flight", True, stopped.host)
+            assert posts(sandbox) == 0
+            if asyncio.get_running_loop().time() - since >= stopped_for:
+                break
+        gate.open()  # its read is answered while it is stopped
+        stopped.send(signal.SIGCONT)
+        status, text = await first
+        assert status == 200, (text, stopped.errors())
+        (new,) = sandbox.rescheduled(booking)
+        assert rescheduled_as(text) == new
+        after = await asyncio.gather(*(click(http, w, booking) for w in workers))
+    assert {(s, already_rescheduled_as(t)) for s, t in after} == {(409, new)}, after
+    assert sandbox.reschedule_count(booking) == 1
+    assert posts(sandbox) == 1
+    done = await entry_of(postgres_dsn, booking)
+    assert (done["attempt"], done["owner"]) == (held["attempt"], held["owner"])  # its own claim, kept
+    if stopped_for > RENEW_AFTER:  # its attempt was renewed before its POST left
+        assert done["started_at"] > held["started_at"]
+
+
+# --- batches ---------------------------------------------------------------------------------------
+
+
+def batch(sandbox: SandboxServer, dsn: str, ids: range, concurrency: int) -> list[str]:
+    worker = [sys.executable, "-m", "tests.journal_worker"]
+    return [*worker, sandbox.url, TOKEN, dsn, str(concurrency), *map(str, ids)]
+
+
+async def run_batch(name: str, argv: list[str], logs: Path) -> dict[int, str]:
+    """Run a batch worker to its end on the host ``name``: each booking's outcome (``ok`` or an
+    error's type)."""
+    worker = await Worker.start(name, argv, logs)
+    try:
+        out, _ = await worker.process.communicate()
+    finally:
+        await worker.close()
+    assert worker.process.returncode == 0, worker.errors()
+    outcomes = {}
+    for line in out.decode().splitlines():
+        booking, outcome, *_ = line.split()
+        outcomes[int(booking)] = outcome
+    return outcomes
+
+
+@pytest.mark.parametrize(
+    "count", [pytest.param(200, id="200-ids"), pytest.param(2000, id="2000-ids", marks=pytest.mark.slow)]
+)
+async def test_two_batches_on_two_hosts_over_the_same_ids_reschedule_each_booking_once(
+    sandbox: GatedSandbox, postgres_dsn: str, tmp_path: Path, count: int
+) -> None:
+    ids = range(1, count + 1)
+    first, second = await asyncio.gather(
+        run_batch("batch-a", batch(sandbox, postgres_dsn, ids, 16), tmp_path),
+        run_batch("batch-b", batch(sandbox, postgres_dsn, ids, 16), tmp_path),
+    )
+    assert counts(sandbox, ids) == [1] * count  # counted on the server's side
+    for n in ids:  # each booking: done by one host, refused by the other
+        assert sorted([first[n], second[n]]) == ["AlreadyRescheduledError", "ok"], (n, first[n], second[n])
+    rows = await sql(postgres_dsn, "SELECT owner FROM aw_async.attempts")
+    if namespaces_unavailable() is None:
+        assert {host_of(row["owner"]) for row in rows} <= {"batch-a", "batch-b"}
+
+
+async def test_a_database_restarted_mid_batch_sends_nothing_twice_and_later_runs_finish_it(
+    sandbox: GatedSandbox, postgres_server: PostgresServer, postgres_dsn: str, tmp_path: Path
+) -> None:
+    if not postgres_server.can_restart:
+        pytest.skip("the server AW_TEST_POSTGRES_DSN names cannot be restarted by the tests")
+    ids = range(1, 241)
+    sandbox.faults.latency = 0.02  # slow enough that the restart meets the batch mid-way
+    running = asyncio.ensure_future(run_batch("batch-a", batch(sandbox, postgres_dsn, ids, 8), tmp_path))
+    await eventually(lambda: sum(counts(sandbox, ids)) >= 16)
+    await asyncio.to_thread(postgres_server.restart)
+    first = await running
+    sandbox.faults.latency = 0.0
+    assert set(counts(sandbox, ids)) <= {0, 1}
+    by_outcome = Counter(first.values())
+    assert by_outcome["JournalError"] > 0, by_outcome  # the restart met the batch
+    assert set(by_outcome) <= {"ok", "JournalError"}, by_outcome
+    for n, outcome in first.items():  # a booking the journal failed got nothing sent
+        assert sandbox.reschedule_count(n) == (1 if outcome == "ok" else 0), (n, outcome)
+    # Another host, after the restart: what the first one did is reconciled, the rest sent once; an
+    # attempt claimed before the restart and never sent cannot be told from one sent: it waits.
+    second = await run_batch("batch-b", batch(sandbox, postgres_dsn, ids, 8), tmp_path)
+    assert set(counts(sandbox, ids)) <= {0, 1}
+    for n in ids:
+        if first[n] == "ok":
+            assert second[n] == "AlreadyRescheduledError", (n, second[n])
+        else:
+            assert second[n] in {"ok", "OutcomeUnknownError"}, (n, second[n])
+            assert sandbox.reschedule_count(n) == (1 if second[n] == "ok" else 0), (n, second[n])
+    waiting = [n for n in ids if second[n] == "OutcomeUnknownError"]
+    await age_past_its_window(postgres_dsn, waiting)
+    third = await run_batch("batch-c", batch(sandbox, postgres_dsn, ids, 8), tmp_path)
+    assert counts(sandbox, ids) == [1] * len(ids)  # every booking, once
+    assert {n for n in ids if third[n] == "ok"} == set(waiting)
+    rows = await sql(postgres_dsn, "SELECT state FROM aw_async.attempts")
+    assert {row["state"] for row in rows} == {"rescheduled"}
+
+
+async def test_outcomes_the_database_could_not_record_are_reconciled_by_the_next_batch_never_sent_again(
+    sandbox: GatedSandbox, postgres_server: PostgresServer, postgres_dsn: str, tmp_path: Path
+) -> None:
+    if not postgres_server.can_restart:
+        pytest.skip("the server AW_TEST_POSTGRES_DSN names cannot be stopped by the tests")
+    ids = range(1, 121)
+    gate = sandbox.gate("POST", RESCHEDULE, times=8)
+    running = asyncio.ensure_future(run_batch("batch-a", batch(sandbox, postgres_dsn, ids, 8), tmp_path))
+    await eventually(lambda: gate.held == 8)  # every worker's POST has reached the server, unprocessed
+    await asyncio.to_thread(postgres_server.stop)
+    try:
+        gate.open()  # processed and answered while the database is down: no outcome can be recorded
+        first = await running
+    finally:
+        await asyncio.to_thread(postgres_server.start)
+    done = sorted(n for n, outcome in first.items() if outcome == "ok")
+    assert len(done) == 8, first
+    assert {first[n] for n in ids if n not in done} == {"JournalError"}  # claims refused: nothing sent
+    assert [n for n in ids if sandbox.reschedule_count(n)] == done
+    for n in done:  # left in flight under an owner that is gone: unknown to everyone
+        left = await entry_of(postgres_dsn, n)
+        assert (left["state"], left["alive"]) == ("in_flight", False), left
+    second = await run_batch("batch-b", batch(sandbox, postgres_dsn, ids, 8), tmp_path)
+    assert counts(sandbox, ids) == [1] * len(ids)
+    assert {second[n] for n in done} == {"AlreadyRescheduledError"}
+    assert {second[n] for n in ids if n not in done} == {"ok"}
+    for n in done:
+        settled = await entry_of(postgres_dsn, n)
+        assert (settled["state"], settled["decided_by"], settled["new_booking_id"]) == (
+            "rescheduled",
+            "reconciliation",
+            sandbox.rescheduled(n)[0],
+        )
