@@ -108,6 +108,11 @@ class Worker:
         """What the worker wrote on its standard error so far."""
         return self.log.read_text(encoding="utf-8", errors="replace")
 
+    def abort(self) -> None:
+        """Kill the worker where it stands (through ``unshare``, whose ``--kill-child`` takes it too)."""
+        with contextlib.suppress(ProcessLookupError):
+            self.process.kill()
+
     async def close(self) -> None:
         """Ask the worker to stop (SIGCONT, then SIGTERM); kill it if it does not."""
         if self.process.returncode is None:
@@ -118,6 +123,5 @@ class Worker:
             try:
                 await asyncio.wait_for(self.process.wait(), _CLOSE_WAIT)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.process.kill()  # unshare: --kill-child takes the worker with it
+                self.abort()
                 await self.process.wait()
