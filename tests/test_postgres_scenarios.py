@@ -201,13 +201,6 @@ async def test_a_worker_killed_between_its_claim_and_its_post_is_sent_once_after
 # --- a worker stopped ------------------------------------------------------------------------------
 
 
-WAITS_ONLY_EIGHT_ROUNDS = (
-    "RescheduleGuard._claim gives up after MAX_ROUNDS (8) polls of a live owner, 4.55 s of sleeps, and "
-    "raises OutcomeUnknownError('other attempts kept changing its journal entry') before its "
-    "wait_elsewhere (the client's timeout: 10 s in the README) has passed, instead of waiting it out "
-    "and raising InFlightElsewhereError: a 504 from the web example instead of a 409"
-)
-
 
 @pytest.mark.parametrize(
     ("client_timeout", "stopped_for"),
@@ -221,7 +214,7 @@ WAITS_ONLY_EIGHT_ROUNDS = (
             None,
             0.0,
             id="the-readme-timeout",
-            marks=[pytest.mark.slow, pytest.mark.xfail(strict=True, reason=WAITS_ONLY_EIGHT_ROUNDS)],
+            marks=[pytest.mark.slow],
         ),
     ],
 )
@@ -262,7 +255,6 @@ async def test_a_stopped_worker_keeps_its_claim_and_reschedules_once_after_sigco
         assert done["started_at"] > held["started_at"]
 
 
-@pytest.mark.xfail(strict=True, reason=WAITS_ONLY_EIGHT_ROUNDS)
 async def test_a_live_owner_elsewhere_is_waited_for_the_whole_timeout_then_in_flight_elsewhere(
     sandbox: GatedSandbox, postgres_dsn: str, clock: VirtualClock
 ) -> None:
@@ -310,11 +302,6 @@ async def test_a_web_worker_whose_database_restarts_under_a_click_sends_nothing_
     assert posts(sandbox) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="README's web example maps no JournalError: a journal out of reach (nothing was sent) "
-    "escapes the handler and aiohttp answers 500 Internal Server Error instead of a 503 (try again)",
-)
 async def test_a_web_worker_whose_database_is_down_answers_503_and_sends_nothing(
     sandbox: GatedSandbox, postgres_server: PostgresServer, postgres_dsn: str, tmp_path: Path
 ) -> None:

@@ -251,12 +251,12 @@ async def test_the_readme_web_example_as_four_workers_reschedules_each_booking_o
     ports = [_free_port() for _ in range(4)]
     env = {"XDG_STATE_HOME": str(tmp_path / "state")}
     workers = [
-        await start("-m", "tests.web_worker", str(port), TOKEN, sandbox.url, env=env) for port in ports
+        await start("-m", "tests.web_worker", str(port), TOKEN, sandbox.url, "-", env=env) for port in ports
     ]
     try:
         for process in workers:
             assert process.stdout is not None
-            assert (await asyncio.wait_for(process.stdout.readline(), 60)).strip() == b"serving"
+            assert (await asyncio.wait_for(process.stdout.readline(), 60)).startswith(b"listening")
         ids = range(1, 61)
         statuses: dict[int, list[int]] = {n: [] for n in ids}
         async with aiohttp.ClientSession() as http:
