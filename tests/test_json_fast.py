@@ -46,8 +46,10 @@ def agree(data: bytes, into: type) -> None:
     assert repr(fast) == repr(slow)
 
 
-def test_the_fast_path_serves_the_answer_models() -> None:
-    assert set(fast_models()) == set(SERVED)
+def test_every_served_model_has_a_strategy() -> None:
+    missing = set(fast_models()) - set(SERVED)
+    assert not missing, f"add a strategy for {missing} to answer_values in tests/strategies.py"
+    assert set(SERVED) <= set(fast_models()), "a model the fast path does not serve has a strategy here"
 
 
 @pytest.mark.parametrize("model", SERVED)
