@@ -185,6 +185,8 @@ class RescheduleGuard:
         except BaseException as exc:
             state = outcome_of(exc, post_may_have_left=context.post_may_have_left)
             await self._record(context, state)
+            if isinstance(exc, OutcomeUnknownError) and not exc.candidates:
+                raise _lost(key, exc, self.settle) from exc
             raise
         context.terms = Terms.of(new)  # a reschedule keeps the original's terms
         await self._record(context, AttemptState.RESCHEDULED, new.booking_id)
@@ -282,6 +284,20 @@ class RescheduleGuard:
             log.warning("could not keep the server's offset in the journal", exc_info=True)
         else:
             self._offset = minutes
+
+
+def _lost(key: Key, lost: OutcomeUnknownError, settle: float) -> OutcomeUnknownError:
+    """The error of a reschedule whose answer was lost, with the advice that holds for it (the
+    transport's is for any call that changes state: "check before sending it again")."""
+    return OutcomeUnknownError(
+        f"booking {key.booking_id}: the reschedule may have happened, but no answer came; it is recorded "
+        "as unknown and was not sent again. Calling again is safe: it reconciles first, and sends only "
+        f"once it is proven the reschedule did not happen (which can be told in about {settle:.0f} s)",
+        method=lost.method,
+        url=lost.url,
+        attempts=lost.attempts,
+        retry_after=settle,
+    )
 
 
 def undecided(key: Key, verdict: Undecided) -> OutcomeUnknownError:
