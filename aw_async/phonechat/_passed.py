@@ -21,16 +21,27 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 
+from ..errors import InvalidRequestError
 from ..journal import AttemptState, Journal, Key, Terms
 from ..journal._reconciliation import looks_rescheduled
 from ..models import MadeBooking
 from ._prerequisites import instant
 
-__all__ = ["MARGIN", "passed_bookings"]
+__all__ = ["MARGIN", "passed_bookings", "window_start"]
 
 MARGIN = timedelta(hours=3)
 _CHUNK = 100
 _TAKEN = (AttemptState.RESCHEDULED, AttemptState.IN_FLIGHT)
+
+
+def window_start(since: object, zone: tzinfo) -> datetime:
+    """The instant the window starts: ``since`` ago for a timedelta, ``since`` itself for a datetime
+    (naive: server-local). Checked at run time: a caller may pass anything."""
+    if isinstance(since, timedelta):
+        return datetime.now(UTC) - since
+    if isinstance(since, datetime):
+        return instant(since, zone)
+    raise InvalidRequestError("since", f"expected a datetime or a timedelta, got {type(since).__name__}")
 
 
 async def passed_bookings(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime, tzinfo
 from decimal import Decimal
 
+from .._params import CreateBookingRequest
 from ..errors import (
     BookingStatusError,
     InsufficientCreditsError,
@@ -19,17 +20,17 @@ from ..errors import (
     SessionNotPassedError,
     SessionPassedError,
 )
-from ..models import BookingStatus, MadeBooking
+from ..models import BookingStatus, CallMethod, MadeBooking
 
 __all__ = [
     "MAX_ID",
     "ORDERS",
     "check_cancellable",
-    "check_create_booking",
     "check_credits",
     "check_listing",
     "check_offer",
     "check_session_passed",
+    "create_booking_request",
     "instant",
     "require_id",
     "require_positive_id",
@@ -98,9 +99,9 @@ def instant(value: datetime, server_timezone: tzinfo) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=server_timezone)
 
 
-def check_create_booking(
+def create_booking_request(
     *,
-    book_user_id: object,
+    book_user_id: int,
     session_date: datetime,
     duration: object,
     method: object,
@@ -111,9 +112,10 @@ def check_create_booking(
     comments: object,
     now: datetime,
     server_timezone: tzinfo,
-) -> None:
-    """Raise :class:`InvalidRequestError`, naming the wire field, for the first documented rule of
-    CreateBooking that the arguments break."""
+) -> CreateBookingRequest:
+    """The CreateBooking request for these arguments, its datetimes server-local; or
+    :class:`InvalidRequestError`, naming the wire field, for the first documented rule they break.
+    ``phone_number`` is sent only with method 1, ``skype_name`` only with method 3."""
     require_positive_id(book_user_id, "BookUserID")
     if not isinstance(duration, int) or isinstance(duration, bool) or duration < MIN_DURATION:
         raise InvalidRequestError("Duration", f"must be a whole number of minutes, at least {MIN_DURATION}")
@@ -139,6 +141,17 @@ def check_create_booking(
         raise InvalidRequestError("AcceptBy", f"must be in the future, got {accept_by.isoformat()}")
     if accept >= session:
         raise InvalidRequestError("AcceptBy", "must be before SessionDate")
+    return CreateBookingRequest(
+        book_user_id=book_user_id,
+        session_date=server_local(session_date, "SessionDate", server_timezone),
+        duration=duration,
+        method=CallMethod(method),
+        phone_number=phone_number.replace(" ", "") if method == 1 and isinstance(phone_number, str) else None,
+        skype_name=skype_name if method == 3 and isinstance(skype_name, str) else None,
+        credits=credits,
+        accept_by=server_local(accept_by, "AcceptBy", server_timezone),
+        comments=comments,
+    )
 
 
 def check_offer(book_user_id: int, credits: Decimal, duration: int, ppm: Decimal | None) -> None:

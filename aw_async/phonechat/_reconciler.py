@@ -11,15 +11,17 @@ does not know yet (an attempt made with checks off) is read once, and its terms 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import attrs
 
 from .._server_clock import ServerClock
+from ..errors import InFlightElsewhereError, InvalidRequestError, OutcomeUnknownError
 from ..journal import AttemptState, Journal, JournalEntry, Key, Terms
 from ..journal._reconciliation import (
     DidNotHappen,
     Happened,
+    InFlight,
     Undecided,
     Verdict,
     admissible_offsets,
@@ -28,6 +30,7 @@ from ..journal._reconciliation import (
     window,
 )
 from ..models import MadeBooking, MadeBookingsPage
+from ._guard import undecided
 from ._listing import Reading, every_booking
 
 __all__ = ["Reconciler"]
@@ -147,3 +150,53 @@ class Reconciler:
                     chosen.add(key)
                     growing = True
         return [by_key[key] for key in sorted(chosen)]
+
+    async def answer(self, key: Key, started: datetime | None, *, settle: float) -> MadeBooking | None:
+        """The user's question (``PhoneChatService.reconcile``): did the reschedule of ``key``
+        happen? The new booking if it did, None if it provably did not.
+
+        Args:
+            started: when the attempt asked about started; None for the journal's last attempt.
+                Asked about a time, what is found is recorded only when the journal holds nothing
+                for the key (attempt 0), never over an attempt it holds (-1).
+            settle: the settle window of such an attempt.
+        """
+        entry = await self.journal.get(key)
+        if started is None:
+            if entry is None:
+                raise InvalidRequestError(
+                    "since", f"the journal has no attempt of booking {key.booking_id}: say since when to look"
+                )
+            state = entry.effective_state
+            if state is AttemptState.RESCHEDULED and entry.new_booking_id is not None:
+                return await self._details(entry.new_booking_id)
+            if state is AttemptState.REFUSED:
+                return None
+            if state is AttemptState.IN_FLIGHT:
+                raise InFlightElsewhereError(key.booking_id, entry.started_at)
+            question = entry
+        else:
+            now = datetime.now(UTC)
+            question = JournalEntry(
+                api_root=key.api_root,
+                booking_id=key.booking_id,
+                state=AttemptState.UNKNOWN,
+                attempt=0 if entry is None else -1,
+                started_at=started.astimezone(UTC),
+                updated_at=now,
+                settle_seconds=settle,
+                age=max((now - started).total_seconds(), 0.0),
+            )
+        verdict = (await self.settle([question])).get(key)
+        if isinstance(verdict, Happened):
+            return verdict.booking
+        if isinstance(verdict, DidNotHappen):
+            return None
+        if isinstance(verdict, Undecided):
+            raise undecided(key, verdict)
+        if isinstance(verdict, InFlight):
+            raise InFlightElsewhereError(key.booking_id, verdict.since)
+        raise OutcomeUnknownError(  # the entry moved on meanwhile: another process is at work on it
+            f"booking {key.booking_id}'s journal entry changed while it was reconciled; ask again",
+            retry_after=1.0,
+        )

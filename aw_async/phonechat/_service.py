@@ -31,32 +31,30 @@ from .._endpoints import (
 )
 from .._params import (
     CancelMadeBookingRequest,
-    CreateBookingRequest,
     MadeBookingDetailsQuery,
     MadeBookingsQuery,
     RescheduleMadeBookingRequest,
     UserBookingRequirementsQuery,
 )
 from .._tasks import gather_or_cancel
-from ..errors import InFlightElsewhereError, InvalidRequestError, OutcomeUnknownError
-from ..journal import AttemptState, Journal, JournalEntry, Key, Terms
-from ..journal._reconciliation import DidNotHappen, Happened, InFlight, Undecided, Verdict
+from ..errors import InFlightElsewhereError, InvalidRequestError
+from ..journal import Journal, JournalEntry, Terms
+from ..journal._reconciliation import Verdict
 from ..models import BookingStatus, CallMethod, MadeBooking, MadeBookingsPage, UserBookingRequirements
 from ._batch import RescheduleOutcome, Services, reschedule_batch
-from ._guard import AttemptContext, RescheduleGuard, undecided
+from ._guard import AttemptContext, RescheduleGuard
 from ._listing import every_booking
-from ._passed import passed_bookings
+from ._passed import passed_bookings, window_start
 from ._prerequisites import (
     check_cancellable,
-    check_create_booking,
     check_credits,
     check_listing,
     check_offer,
     check_session_passed,
+    create_booking_request,
     instant,
     require_id,
     require_positive_id,
-    server_local,
 )
 from ._reconciler import Reconciler
 
@@ -232,8 +230,7 @@ class PhoneChatService:
                 duration``; only the requirements were read.
             OutcomeUnknownError: the POST may have reached the server; it was not sent again.
         """
-        zone = self.server_timezone
-        check_create_booking(
+        request = create_booking_request(
             book_user_id=book_user_id,
             session_date=session_date,
             duration=duration,
@@ -244,18 +241,7 @@ class PhoneChatService:
             skype_name=skype_name,
             comments=comments,
             now=datetime.now(UTC),
-            server_timezone=zone,
-        )
-        request = CreateBookingRequest(
-            book_user_id=book_user_id,
-            session_date=server_local(session_date, "SessionDate", zone),
-            duration=duration,
-            method=CallMethod(method),
-            phone_number=phone_number.replace(" ", "") if method == 1 and phone_number else None,
-            skype_name=skype_name if method == 3 else None,
-            credits=credits,
-            accept_by=server_local(accept_by, "AcceptBy", zone),
-            comments=comments,
+            server_timezone=self.server_timezone,
         )
         if check_preconditions:
             requirements = await self.get_user_booking_requirements(book_user_id)
@@ -412,52 +398,8 @@ class PhoneChatService:
                 which of several bookings is the reschedule (``.candidates``: see :meth:`resolve`).
         """
         require_id(booking_id)
-        key = self._guard.key(booking_id)
-        entry = await self.journal.get(key)
-        if since is None:
-            if entry is None:
-                raise InvalidRequestError(
-                    "since", f"the journal has no attempt of booking {booking_id}: say since when to look"
-                )
-            state = entry.effective_state
-            if state is AttemptState.RESCHEDULED and entry.new_booking_id is not None:
-                return await self.made_booking_details(entry.new_booking_id)
-            if state is AttemptState.REFUSED:
-                return None
-            if state is AttemptState.IN_FLIGHT:
-                raise InFlightElsewhereError(booking_id, entry.started_at)
-            question = entry
-        else:
-            question = self._question(key, since, entry)
-        verdict = (await self._reconciler.settle([question])).get(key)
-        if isinstance(verdict, Happened):
-            return verdict.booking
-        if isinstance(verdict, DidNotHappen):
-            return None
-        if isinstance(verdict, Undecided):
-            raise undecided(key, verdict)
-        if isinstance(verdict, InFlight):
-            raise InFlightElsewhereError(booking_id, verdict.since)
-        raise OutcomeUnknownError(  # the entry moved on meanwhile: another process is at work on it
-            f"booking {booking_id}'s journal entry changed while it was reconciled; ask again",
-            retry_after=1.0,
-        )
-
-    def _question(self, key: Key, since: datetime, entry: JournalEntry | None) -> JournalEntry:
-        """An attempt at ``since`` that the journal does not hold, to reconcile (recorded only if the
-        journal holds nothing for the key: attempt 0; else never: -1)."""
-        started = instant(since, self.server_timezone).astimezone(UTC)
-        now = datetime.now(UTC)
-        return JournalEntry(
-            api_root=key.api_root,
-            booking_id=key.booking_id,
-            state=AttemptState.UNKNOWN,
-            attempt=0 if entry is None else -1,
-            started_at=started,
-            updated_at=now,
-            settle_seconds=self._guard.settle,
-            age=max((now - started).total_seconds(), 0.0),
-        )
+        started = None if since is None else instant(since, self.server_timezone)
+        return await self._reconciler.answer(self._guard.key(booking_id), started, settle=self._guard.settle)
 
     async def resolve(self, booking_id: int, *, rescheduled_into: int | None) -> None:
         """Record the user's own answer for a booking whose outcome is unknown or ambiguous (after
@@ -493,14 +435,7 @@ class PhoneChatService:
         Raises:
             InvalidRequestError: ``since`` is neither a datetime nor a timedelta.
         """
-        value: object = since  # checked at run time too: a caller may pass anything
-        if isinstance(value, timedelta):
-            start = datetime.now(UTC) - value
-        elif isinstance(value, datetime):
-            start = instant(value, self.server_timezone)
-        else:
-            kind = type(value).__name__
-            raise InvalidRequestError("since", f"expected a datetime or a timedelta, got {kind}")
+        start = window_start(since, self.server_timezone)
         if as_user is not None:
             require_id(as_user, "UserID")
         listing = every_booking(
