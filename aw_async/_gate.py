@@ -3,9 +3,11 @@
 A 429 (or a 503 with ``Retry-After``) is the server's word that the *account* is over its limit, not
 only the request that got it. So it closes the account's :class:`Gate` for the time it names, and
 every request of that account waits there, whichever client of the process sends it. When the gate
-opens, its waiters go through spread over :data:`RELEASE_WINDOW` (the first at the opening time,
-each other at its own random moment after it), never all at once: released together they would make
-the next 429 at once, and a batch would stall.
+opens, its waiters go through spread over :data:`RELEASE_WINDOW`, never all at once: released
+together they would make the next 429 at once, and a batch would stall. They go in the order they
+came (the oldest at the opening time, each other in its own slot of the window, at a random moment
+in it), and a waiter keeps its place when the gate closes again before its moment: drawn afresh at
+every closure, an unlucky request could wait past its POST's deadline while later ones went through.
 
 The account is the API root plus the token's identity: the value of a fixed token (kept only as a
 keyed hash, so no key can show a token in a repr or a log), or the :class:`RefreshingToken` object
@@ -24,12 +26,14 @@ Invariants:
 
 - A request that finds the gate open pays one attribute read; nothing else is done.
 - A waiter never goes through before the gate's opening time; if the gate is closed again while it
-  waits, it waits again.
+  waits, it waits again, ahead of every request that came after it.
 - A closure never shortens one already in force.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 import weakref
@@ -66,6 +70,9 @@ class Gate:
         self.closures = 0
         #: How many requests wait at it now.
         self.waiting = 0
+        self._tickets = itertools.count()
+        self._queue: list[int] = []  # the waiters' tickets, in arrival order
+        self._opening: tuple[float, tuple[int, ...]] = (0.0, ())  # an opening, and its waiters in order
 
     def __repr__(self) -> str:
         return f"<Gate opens_at={self.opens_at:.3f} closures={self.closures}>"
@@ -84,6 +91,18 @@ class Gate:
 
     async def wait(self) -> float:
         """Return once the gate is open and this waiter's moment has come; the seconds waited."""
+        if not self.opens_at:
+            return 0.0
+        ticket = next(self._tickets)
+        self._queue.append(ticket)  # tickets grow: appending keeps the queue in order
+        self.waiting += 1
+        try:
+            return await self._wait_turn(ticket)
+        finally:
+            del self._queue[bisect.bisect_left(self._queue, ticket)]
+            self.waiting -= 1
+
+    async def _wait_turn(self, ticket: int) -> float:
         waited = 0.0
         while self.opens_at:
             opens_at = self.opens_at
@@ -91,18 +110,24 @@ class Gate:
             if now >= opens_at:
                 self.opens_at = 0.0  # open: the next request pays one attribute read again
                 break
-            # The first waiter goes at the opening time; each one that joins it, at a random moment
-            # of the window after it. A lone request waits no longer than the server asked.
-            spread = self.rng.uniform(0.0, self.release_window) if self.waiting else 0.0
-            pause = opens_at - now + spread
-            self.waiting += 1
-            try:
-                await self.clock.sleep(pause)
-            finally:
-                self.waiting -= 1
+            pause = opens_at - now
+            await self.clock.sleep(pause)
             waited += pause
-            if self.opens_at == opens_at:  # not closed again while this waiter slept
-                break
+            if self.opens_at > opens_at:
+                continue  # closed again meanwhile, for longer: wait for that opening, in place
+            # Open now. The oldest waiter goes at once; each other, in its own slot of the window
+            # by its place among the waiters of this opening, at a random moment of that slot. A
+            # lone request waits no longer than the server asked.
+            if self._opening[0] != opens_at:  # the first to wake: the order of this opening
+                self._opening = (opens_at, tuple(self._queue))
+            order = self._opening[1]
+            place = bisect.bisect_left(order, ticket)
+            if place:
+                spread = self.release_window * (place - 1 + self.rng.random()) / (len(order) - 1)
+                await self.clock.sleep(spread)
+                waited += spread
+            if self.opens_at <= self.clock.now():
+                break  # not closed again before this waiter's moment came
         return waited
 
 

@@ -148,6 +148,29 @@ async def test_the_release_moments_come_from_the_gates_random_source() -> None:
     assert min(await release_times(7)) == 2.0
 
 
+async def test_waiters_go_in_the_order_they_came_and_keep_their_place_when_the_gate_closes_again() -> None:
+    # Drawn afresh at every closure, an unlucky waiter could stay behind for ever (a batch's POST
+    # then missed its deadline): the oldest goes first, whatever happened while it waited.
+    clock = VirtualClock()
+    gate = Gate(clock, rng=random.Random(3))
+    gate.close(2.0)
+    released: list[int] = []
+    late: list[asyncio.Task[None]] = []
+
+    async def waiter(number: int) -> None:
+        await gate.wait()
+        released.append(number)
+        if number == 0:  # the first through meets another 429, and more requests come
+            gate.close(1.0)
+            late.extend(asyncio.ensure_future(waiter(n)) for n in range(10, 15))
+
+    await asyncio.gather(*(waiter(n) for n in range(10)))
+    await asyncio.gather(*late)
+    assert released == list(range(15))
+    assert gate.waiting == 0
+    assert not gate._queue
+
+
 async def test_a_gate_closed_again_holds_its_waiters_again() -> None:
     clock = VirtualClock()
     gate = Gate(clock, release_window=0.0)
