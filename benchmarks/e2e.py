@@ -67,8 +67,9 @@ async def _client(
     from aw_async import AdultWorkClient
 
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "journal.sqlite3" if journal == "sqlite" else None
-        async with AdultWorkClient("benchmark", base_url=base, format=format, journal=path) as aw:
+        # "memory", "sqlite" (a fresh file) or a postgresql:// URL (a fresh database: benchmarks.journal)
+        spec = str(Path(scratch) / "journal.sqlite3") if journal == "sqlite" else journal
+        async with AdultWorkClient("benchmark", base_url=base, format=format, journal=spec) as aw:
             outcomes = await aw.phonechat.reschedule_made_bookings(
                 range(1, bookings + 1), concurrency=concurrency, check_preconditions=checks
             )
