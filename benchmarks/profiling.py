@@ -1,0 +1,208 @@
+"""Where one variant's CPU per booking goes: a profile by layer, and the threads' shares.
+
+    python -m benchmarks.profiling [--kind single|batch] [--checks] [--journal memory|sqlite]
+                                 [--format json|xml] [--bookings 3000] [--top 25]
+
+The variant (as :mod:`.cpu` runs it, against the lean server in another process) runs twice in this
+process after a warm-up: once plain, for its CPU per booking in total (``getrusage``, which counts
+threads that have ended, such as a closed journal's sqlite writer) and on the event loop's thread
+(from ``/proc/thread-self``), the rest being the other threads' (the sqlite writer); and once
+under :mod:`cProfile`, whose self times are grouped by layer (by the module a function lives in)
+and scaled to the plain run's event-loop CPU, so that each layer gets an estimate in microseconds
+per booking. cProfile sees only the event loop's thread and adds its own cost to every call (small
+functions look dearer than they are): read the layers as shares, and the top functions as where to
+look, not as exact figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from ._cpu_variants import Variant, open_variant
+from .cpu import WARM_UP_FIRST
+from .e2e import lean_server
+
+#: (layer, module path prefixes), first match wins; cProfile's file names are matched.
+LAYERS = (
+    ("journal", ("aw_async/journal/",)),
+    ("guard, flight, batch", ("aw_async/phonechat/_guard", "aw_async/phonechat/_batch", "aw_async/_aio")),
+    ("service and rules", ("aw_async/phonechat/", "aw_async/_credit_history")),
+    ("codecs (decode)", ("aw_async/codecs/",)),
+    ("models", ("aw_async/models", "aw_async/_requests", "aw_async/errors")),
+    (
+        "Api.call, protocol, transport",
+        (
+            "aw_async/_api",
+            "aw_async/_protocol",
+            "aw_async/_transport",
+            "aw_async/_exchange",
+            "aw_async/_gate",
+            "aw_async/_retry",
+            "aw_async/_tokens",
+            "aw_async/_server_clock",
+            "aw_async/_tracing",
+            "aw_async/_redact",
+            "aw_async/_clock",
+            "aw_async/_endpoints",
+        ),
+    ),
+    ("aw_async (other)", ("aw_async/",)),
+    ("benchmark harness", ("benchmarks/",)),
+    ("aiohttp, yarl, multidict", ("aiohttp/", "yarl/", "multidict/", "aiohappyeyeballs/", "propcache/")),
+    ("asyncio", ("asyncio/",)),
+    ("logging", ("logging/",)),
+    ("attrs, cattrs", ("attr/", "attrs/", "cattrs/")),
+    (
+        "datetime, decimal, sqlite3, queue, threading",
+        ("datetime", "decimal", "sqlite3/", "queue", "threading"),
+    ),
+)
+
+
+def layer_of(filename: str, function: str) -> str:
+    for layer, prefixes in LAYERS:
+        if any(prefix in filename for prefix in prefixes):
+            return layer
+    if filename == "~":  # a built-in: by its name
+        lowered = function.lower()
+        if "sqlite" in lowered or "queue" in lowered or "lock" in lowered:
+            return "datetime, decimal, sqlite3, queue, threading"
+        if "select" in lowered or "epoll" in lowered or "socket" in lowered or "send" in lowered:
+            return "sockets, selectors (built-ins)"
+        return "other built-ins"
+    if "selectors" in filename or "socket" in filename:
+        return "sockets, selectors (built-ins)"
+    return "other Python"
+
+
+def this_thread_cpu() -> float:
+    """CPU seconds (user + system) of the calling thread."""
+    return time.thread_time()
+
+
+def process_cpu() -> float:
+    """CPU seconds (user + system) of every thread of this process, ended ones included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def _one_run(variant: Variant, base: str, ids: range, warm_up: range, journal: str | None) -> None:
+    async with open_variant(variant, base, 50, journal, warm_up) as run:
+        await run(ids)
+
+
+def measure(variant: Variant, base: str, bookings: int, journal: str | None, top: int) -> dict[str, Any]:
+    # A first run imports and builds what the variant needs once per process (pydantic's models,
+    # aiohttp's lazy imports), which is no booking's cost.
+    asyncio.run(_one_run(variant, base, range(0), range(WARM_UP_FIRST + 100, WARM_UP_FIRST + 150), journal))
+    ids, warm = range(1, bookings + 1), range(WARM_UP_FIRST, WARM_UP_FIRST + 50)
+    loop_before, all_before = this_thread_cpu(), process_cpu()
+    started = time.perf_counter()
+    asyncio.run(_one_run(variant, base, ids, warm, journal))
+    seconds = time.perf_counter() - started
+    loop_after, all_after = this_thread_cpu(), process_cpu()
+    # The warm-up is in these figures: per booking, it is counted over bookings + 50.
+    count = bookings + len(warm)
+    loop_cpu = (loop_after - loop_before) / count * 1e6
+    others = max((all_after - all_before) - (loop_after - loop_before), 0.0) / count * 1e6
+    profiler = cProfile.Profile()
+    ids = range(bookings + 1, 2 * bookings + 1)
+    warm = range(WARM_UP_FIRST + 50, WARM_UP_FIRST + 100)
+    profiler.enable()
+    asyncio.run(_one_run(variant, base, ids, warm, journal))
+    profiler.disable()
+    stats = pstats.Stats(profiler)
+    total = sum(entry[2] for entry in stats.stats.values())  # type: ignore[attr-defined]
+    by_layer: dict[str, float] = {}
+    by_file: dict[str, float] = {}
+    functions = []
+    for (filename, line, function), (_, calls, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
+        layer = layer_of(filename, function)
+        by_layer[layer] = by_layer.get(layer, 0.0) + tottime
+        where = _short(filename) if filename != "~" else f"built-in {function}"
+        by_file[where] = by_file.get(where, 0.0) + tottime
+        functions.append((tottime, calls, cumtime, f"{_short(filename)}:{line}({function})", layer))
+    scale = loop_cpu / total
+    functions.sort(reverse=True)
+    return {
+        "variant": variant.label,
+        "journal": variant.journal,
+        "format": variant.format,
+        "bookings_per_s": round(count / seconds),
+        "loop_thread_us": round(loop_cpu, 1),
+        "other_threads_us": round(others, 1),
+        "layers_us": {k: round(v * scale, 1) for k, v in sorted(by_layer.items(), key=lambda kv: -kv[1])},
+        "files_us": {k: round(v * scale, 1) for k, v in sorted(by_file.items(), key=lambda kv: -kv[1])[:top]},
+        "top": [
+            {
+                "function": name,
+                "layer": layer,
+                "us_per_booking": round(tottime * scale, 2),
+                "calls_per_booking": round(calls / count, 2),
+                "cumulative_us": round(cumtime * scale, 1),
+            }
+            for tottime, calls, cumtime, name, layer in functions[:top]
+        ],
+    }
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", "lib/python3", "wt-perf-bench/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
+
+
+def print_figures(figures: dict[str, Any]) -> None:
+    print(
+        f"{figures['variant']} ({figures['format']}, {figures['journal'] or 'no journal'}): "
+        f"{figures['loop_thread_us'] + figures['other_threads_us']:.0f} µs of CPU per booking: "
+        f"{figures['loop_thread_us']:.0f} on the event loop's thread, {figures['other_threads_us']:.0f} on "
+        f"the others; {figures['bookings_per_s']} bookings/s (unprofiled)"
+    )
+    print("the event loop's thread by layer (cProfile self time, scaled to the unprofiled figure):")
+    for layer, us in figures["layers_us"].items():
+        print(f"  {layer:<48}{us:>8.1f} µs")
+    print("the files (or built-ins) with the most self time:")
+    for where, us in figures["files_us"].items():
+        print(f"  {us:>8.1f} µs  {where}")
+    print("the functions with the most self time:")
+    print(f"  {'µs/booking':>10}{'calls/booking':>15}{'cumulative':>12}  function")
+    for row in figures["top"]:
+        print(
+            f"  {row['us_per_booking']:>10.2f}{row['calls_per_booking']:>15.2f}{row['cumulative_us']:>12.1f}"
+            f"  {row['function']}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--kind", default="single", help="single, batch, floor, hand, pydantic, ...")
+    parser.add_argument("--checks", action="store_true")
+    parser.add_argument("--journal", choices=("memory", "sqlite"), default="sqlite")
+    parser.add_argument("--format", choices=("json", "xml"), default="json")
+    parser.add_argument("--bookings", type=int, default=3000)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args(argv)
+    library = args.kind in ("single", "batch")
+    variant = Variant(
+        args.kind, args.format, args.checks or args.kind == "hand", args.journal if library else None
+    )
+    with lean_server() as base, tempfile.TemporaryDirectory() as scratch:
+        journal = str(Path(scratch) / "journal.sqlite3") if variant.journal == "sqlite" else None
+        print_figures(measure(variant, base, args.bookings, journal, args.top))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
