@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import pstats
 import resource
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from ._cpu_variants import Variant, open_variant
 from .cpu import WARM_UP_FIRST
@@ -106,7 +110,8 @@ def measure(variant: Variant, base: str, bookings: int, journal: str | None, top
     ids, warm = range(1, bookings + 1), range(WARM_UP_FIRST, WARM_UP_FIRST + 50)
     loop_before, all_before = this_thread_cpu(), process_cpu()
     started = time.perf_counter()
-    asyncio.run(_one_run(variant, base, ids, warm, journal))
+    with writer_threads(profile=False) as writers:
+        asyncio.run(_one_run(variant, base, ids, warm, journal))
     seconds = time.perf_counter() - started
     loop_after, all_after = this_thread_cpu(), process_cpu()
     # The warm-up is in these figures: per booking, it is counted over bookings + 50.
@@ -116,9 +121,29 @@ def measure(variant: Variant, base: str, bookings: int, journal: str | None, top
     profiler = cProfile.Profile()
     ids = range(bookings + 1, 2 * bookings + 1)
     warm = range(WARM_UP_FIRST + 50, WARM_UP_FIRST + 100)
-    profiler.enable()
-    asyncio.run(_one_run(variant, base, ids, warm, journal))
-    profiler.disable()
+    with writer_threads(profile=True) as profiled_writers:
+        profiler.enable()
+        asyncio.run(_one_run(variant, base, ids, warm, journal))
+        profiler.disable()
+    writer: dict[str, Any] = {}
+    if writers is not None and writers.user + writers.system > 0:
+        writer["user_us"] = round(writers.user / count * 1e6, 1)
+        writer["system_us"] = round(writers.system / count * 1e6, 1)
+    if profiled_writers is not None and profiled_writers.profilers:
+        thread_stats = pstats.Stats(*profiled_writers.profilers)
+        thread_total = sum(e[2] for e in thread_stats.stats.values())  # type: ignore[attr-defined]
+        thread_scale = (writers.user + writers.system) / count * 1e6 / thread_total if writers else 0.0
+        rows = sorted(
+            (
+                (tottime * thread_scale, calls / count, f"{_short(filename)}:{line}({function})")
+                for (filename, line, function), (_, calls, tottime, _, _) in thread_stats.stats.items()  # type: ignore[attr-defined]
+            ),
+            reverse=True,
+        )
+        writer["top"] = [
+            {"function": name, "us_per_booking": round(us, 2), "calls_per_booking": round(calls, 3)}
+            for us, calls, name in rows[:top]
+        ]
     stats = pstats.Stats(profiler)
     total = sum(entry[2] for entry in stats.stats.values())  # type: ignore[attr-defined]
     by_layer: dict[str, float] = {}
@@ -139,6 +164,7 @@ def measure(variant: Variant, base: str, bookings: int, journal: str | None, top
         "bookings_per_s": round(count / seconds),
         "loop_thread_us": round(loop_cpu, 1),
         "other_threads_us": round(others, 1),
+        "writer_thread": writer,
         "layers_us": {k: round(v * scale, 1) for k, v in sorted(by_layer.items(), key=lambda kv: -kv[1])},
         "files_us": {k: round(v * scale, 1) for k, v in sorted(by_file.items(), key=lambda kv: -kv[1])[:top]},
         "top": [
@@ -154,11 +180,64 @@ def measure(variant: Variant, base: str, bookings: int, journal: str | None, top
     }
 
 
+_ROOT = str(Path(__file__).resolve().parent.parent) + "/"
+
+
 def _short(filename: str) -> str:
-    for marker in ("site-packages/", "lib/python3", "wt-perf-bench/"):
+    if filename.startswith(_ROOT):
+        return filename[len(_ROOT) :]
+    for marker in ("site-packages/", "lib/python3"):
         if marker in filename:
             return filename.split(marker, 1)[1]
     return filename
+
+
+@attrs.define
+class WriterThreads:
+    """The sqlite writer threads of one run: their user and system CPU, and (when asked) a profile."""
+
+    profile: bool
+    user: float = 0.0
+    system: float = 0.0
+    profilers: list[cProfile.Profile] = attrs.Factory(list)
+
+
+@contextlib.contextmanager
+def writer_threads(profile: bool) -> Iterator[WriterThreads | None]:
+    """Watch the SqliteJournal's writer threads started meanwhile (None if the journal's private
+    ``SqliteWriter._run`` has moved: then nothing is watched). The library is not changed: its
+    method is wrapped for the run and put back."""
+    try:
+        from aw_async.journal._writer import SqliteWriter
+    except ImportError:
+        yield None
+        return
+    original = getattr(SqliteWriter, "_run", None)
+    if original is None:
+        yield None
+        return
+    seen = WriterThreads(profile)
+
+    def watched(self: Any, *args: Any) -> Any:
+        profiler = cProfile.Profile() if profile else None
+        start = resource.getrusage(resource.RUSAGE_THREAD)
+        if profiler is not None:
+            profiler.enable()
+        try:
+            return original(self, *args)
+        finally:
+            if profiler is not None:
+                profiler.disable()
+                seen.profilers.append(profiler)
+            end = resource.getrusage(resource.RUSAGE_THREAD)
+            seen.user += end.ru_utime - start.ru_utime
+            seen.system += end.ru_stime - start.ru_stime
+
+    SqliteWriter._run = watched  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        SqliteWriter._run = original  # type: ignore[method-assign]
 
 
 def print_figures(figures: dict[str, Any]) -> None:
@@ -174,7 +253,15 @@ def print_figures(figures: dict[str, Any]) -> None:
     print("the files (or built-ins) with the most self time:")
     for where, us in figures["files_us"].items():
         print(f"  {us:>8.1f} µs  {where}")
-    print("the functions with the most self time:")
+    writer = figures["writer_thread"]
+    if writer:
+        print(
+            f"the sqlite writer's thread: {writer['user_us']:.0f} µs user + {writer['system_us']:.0f} µs "
+            "system per booking; its functions with the most self time (scaled to that):"
+        )
+        for row in writer.get("top", []):
+            print(f"  {row['us_per_booking']:>10.2f}{row['calls_per_booking']:>15.3f}  {row['function']}")
+    print("the event loop's functions with the most self time:")
     print(f"  {'µs/booking':>10}{'calls/booking':>15}{'cumulative':>12}  function")
     for row in figures["top"]:
         print(
