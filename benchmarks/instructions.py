@@ -1,6 +1,7 @@
 """Instructions per booking under callgrind: a count that a busy machine does not move.
 
     python -m benchmarks.instructions [--small 200] [--large 1200] [--only floor,hand,...]
+    python -m benchmarks.instructions --layers checked      # the ladders of benchmarks.layers
 
 CPU time on a shared machine moves with the other processes (a loaded 2-core box moves a figure
 by a quarter). Valgrind's callgrind counts the instructions the client process executes in user
@@ -28,6 +29,7 @@ import attrs
 
 from ._cpu_variants import Variant
 from .e2e import lean_server
+from .layers import CHECKED, UNCHECKED
 
 VARIANTS = {
     "floor": Variant("floor"),
@@ -66,14 +68,24 @@ def _objects(out_file: Path) -> dict[str, int]:
     return by_object
 
 
-def count(variant: Variant, base: str, bookings: int, scratch: Path) -> dict[str, int]:
-    """The instructions of one run of ``variant`` (a fresh interpreter), by shared object."""
+def _command(name: str, base: str, bookings: int) -> list[str]:
+    """The run of one variant, or of one layer of :mod:`.layers` (``layer:checked:NAME``,
+    ``layer:unchecked:NAME``), over ``bookings``."""
+    if name.startswith("layer:"):
+        _, ladder, layer = name.split(":", 2)
+        checks = str(ladder == "checked")
+        return ["benchmarks.layers", "--one", base, layer, str(bookings), "json", checks]
+    spec = json.dumps(attrs.asdict(VARIANTS[name]))
+    return ["benchmarks.cpu", "--one", spec, base, str(bookings), "50", ""]
+
+
+def count(name: str, base: str, bookings: int, scratch: Path) -> dict[str, int]:
+    """The instructions of one run (a fresh interpreter), by shared object."""
     out_file = scratch / f"callgrind.{bookings}.out"
-    spec = json.dumps(attrs.asdict(variant))
     subprocess.run(
         [
             "valgrind", "--tool=callgrind", f"--callgrind-out-file={out_file}",
-            sys.executable, "-m", "benchmarks.cpu", "--one", spec, base, str(bookings), "50", "",
+            sys.executable, "-m", *_command(name, base, bookings),
         ],
         capture_output=True,
         check=True,
@@ -82,21 +94,29 @@ def count(variant: Variant, base: str, bookings: int, scratch: Path) -> dict[str
     return _objects(out_file)
 
 
+def known(name: str) -> bool:
+    if name.startswith("layer:"):
+        parts = name.split(":", 2)
+        ladder = CHECKED if parts[1] == "checked" else UNCHECKED
+        return len(parts) == 3 and parts[2] in ladder
+    return name in VARIANTS
+
+
 def measure(names: list[str], small: int, large: int) -> list[dict[str, Any]]:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     rows = []
     with lean_server() as base:
         for name in names:
-            variant = VARIANTS[name]
+            variant = VARIANTS.get(name, Variant("floor"))  # a layer: JSON, compared with the JSON floor
             with tempfile.TemporaryDirectory() as scratch:
-                few = count(variant, base, small, Path(scratch))
-                many = count(variant, base, large, Path(scratch))
+                few = count(name, base, small, Path(scratch))
+                many = count(name, base, large, Path(scratch))
             per = {k: (many.get(k, 0) - few.get(k, 0)) / (large - small) for k in set(few) | set(many)}
             rows.append(
                 {
                     "name": name,
-                    "label": variant.label,
+                    "label": name if name.startswith("layer:") else variant.label,
                     "format": variant.format,
                     "journal": variant.journal,
                     "instructions_per_booking": round(sum(per.values())),
@@ -129,10 +149,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=200)
     parser.add_argument("--large", type=int, default=1200)
     parser.add_argument("--only", default=",".join(VARIANTS), help=f"some of: {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--layers", choices=("checked", "unchecked"), help="count a ladder of benchmarks.layers instead"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     names = args.only.split(",")
-    if unknown := set(names) - set(VARIANTS):
+    if args.layers:
+        names = [
+            f"layer:{args.layers}:{layer}" for layer in (CHECKED if args.layers == "checked" else UNCHECKED)
+        ]
+        names = ["floor", *names]
+    if unknown := [name for name in names if not known(name)]:
         parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
     rows = measure(names, args.small, args.large)
     if args.json:
