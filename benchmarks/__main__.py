@@ -64,11 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         print()
     if "layers" in only:
         bookings, rounds = (1000, 1) if args.quick else (5000, 5)
+        ladders = (("json", False), ("xml", False), ("json", True))  # the last: the checked single call
         figures["layers"] = [
-            row for format in ("json", "xml") for row in layers.measure(bookings, rounds, format)
+            row
+            for format, checks in ladders
+            for row in layers.measure(bookings, rounds, format, checks=checks)
         ]
-        for format in ("json", "xml"):
-            layers.print_rows([row for row in figures["layers"] if row["format"] == format])
+        for format, checks in ladders:
+            layers.print_rows(
+                [row for row in figures["layers"] if (row["format"], row["checks"]) == (format, checks)]
+            )
             print()
     if "journal" in only:
         bookings, rounds = (1000, 1) if args.quick else (5000, 3)

@@ -6,12 +6,13 @@
 The variant (as :mod:`.cpu` runs it, against the lean server in another process) runs twice in this
 process after a warm-up: once plain, for its CPU per booking in total (``getrusage``, which counts
 threads that have ended, such as a closed journal's sqlite writer) and on the event loop's thread
-(from ``/proc/thread-self``), the rest being the other threads' (the sqlite writer); and once
-under :mod:`cProfile`, whose self times are grouped by layer (by the module a function lives in)
-and scaled to the plain run's event-loop CPU, so that each layer gets an estimate in microseconds
-per booking. cProfile sees only the event loop's thread and adds its own cost to every call (small
-functions look dearer than they are): read the layers as shares, and the top functions as where to
-look, not as exact figures.
+(``time.thread_time``), the rest being the other threads' (the sqlite writer's); and once under
+:mod:`cProfile` timed by each thread's own CPU clock (so that a wait in ``epoll`` or on a queue
+costs nothing), its self times grouped by layer (by the module a function lives in) and scaled to
+the plain run's CPU, so that each layer gets an estimate in microseconds per booking. The sqlite
+writer's thread is profiled too (its private ``SqliteWriter._run`` wrapped for the run). cProfile
+adds its own cost to every call (small functions look dearer than they are): read the layers as
+shares, and the top functions as where to look, not as exact figures.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def measure(variant: Variant, base: str, bookings: int, journal: str | None, top
     count = bookings + len(warm)
     loop_cpu = (loop_after - loop_before) / count * 1e6
     others = max((all_after - all_before) - (loop_after - loop_before), 0.0) / count * 1e6
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.thread_time)  # CPU time: a wait (epoll, a queue) costs nothing
     ids = range(bookings + 1, 2 * bookings + 1)
     warm = range(WARM_UP_FIRST + 50, WARM_UP_FIRST + 100)
     with writer_threads(profile=True) as profiled_writers:
@@ -219,7 +220,7 @@ def writer_threads(profile: bool) -> Iterator[WriterThreads | None]:
     seen = WriterThreads(profile)
 
     def watched(self: Any, *args: Any) -> Any:
-        profiler = cProfile.Profile() if profile else None
+        profiler = cProfile.Profile(time.thread_time) if profile else None
         start = resource.getrusage(resource.RUSAGE_THREAD)
         if profiler is not None:
             profiler.enable()
