@@ -92,7 +92,9 @@ def print_figures(figures: dict[str, Any], rate: float, burst: int, concurrency:
     for what, value, met in rows:
         print(f"  {what:<28}{value:<40}{'' if met else 'NOT met'}")
     if figures["failed"]:
-        print("  (a booking whose POST met a 429 fails until the batch queues it again after the gate opens)")
+        print(
+            "  (a booking whose POST met a 429 fails until the batch queues it again after the gate opens)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
