@@ -1,9 +1,11 @@
 """``python -m benchmarks``: every benchmark, one table each, and the figures as JSON.
 
-    python -m benchmarks [--quick] [--only decode,memory,imports,e2e,layers,journal] [--json FILE]
+    python -m benchmarks [--quick] [--only decode,memory,imports,e2e,layers,journal,cpu] [--json FILE]
 
-Install the peers first with ``pip install -e '.[bench]'``. Every comparison is interleaved in one run
-and reports medians, with ratios to a floor measured in that same run.
+Install the peers first with ``pip install -e '.[bench]'`` (and ``.[test]`` for the PostgreSQL rows:
+they start a throwaway cluster as the tests do, or use ``AW_TEST_POSTGRES_DSN``'s server). Every
+comparison is interleaved in one run and reports medians, with ratios to a floor measured in that
+same run. The table of targets ("Speed of the safe path") closes the output.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import decode, e2e, imports, journal, layers, memory, targets
+from . import cpu, decode, e2e, imports, journal, layers, memory, targets
 
-SECTIONS = ("decode", "memory", "imports", "e2e", "layers", "journal")
+SECTIONS = ("decode", "memory", "imports", "e2e", "layers", "journal", "cpu")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,16 +64,26 @@ def main(argv: list[str] | None = None) -> int:
         print()
     if "layers" in only:
         bookings, rounds = (1000, 1) if args.quick else (5000, 5)
+        ladders = (("json", False), ("xml", False), ("json", True))  # the last: the checked single call
         figures["layers"] = [
-            row for format in ("json", "xml") for row in layers.measure(bookings, rounds, format)
+            row
+            for format, checks in ladders
+            for row in layers.measure(bookings, rounds, format, checks=checks)
         ]
-        for format in ("json", "xml"):
-            layers.print_rows([row for row in figures["layers"] if row["format"] == format])
+        for format, checks in ladders:
+            layers.print_rows(
+                [row for row in figures["layers"] if (row["format"], row["checks"]) == (format, checks)]
+            )
             print()
     if "journal" in only:
         bookings, rounds = (1000, 1) if args.quick else (5000, 3)
         figures["journal"] = journal.measure(bookings=bookings, concurrency=50, rounds=rounds)
         journal.print_rows(figures["journal"], bookings, 50)
+        print()
+    if "cpu" in only:
+        bookings, rounds = (1000, 1) if args.quick else (3000, 5)
+        figures["cpu"] = cpu.measure(bookings=bookings, concurrency=50, rounds=rounds)
+        cpu.print_rows(figures["cpu"])
     figures["targets"] = targets.rows(figures)
     print()
     targets.print_rows(figures["targets"])

@@ -3,7 +3,7 @@
     python -m benchmarks.memory
 
 The documents differ in every string, number and datetime, so nothing is shared between bookings
-that would not be shared in real use (enum members and small ints are). Target (issue #5): at most
+that would not be shared in real use (enum members and small ints are). Target: at most
 1.3 KiB per booking.
 """
 

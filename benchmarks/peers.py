@@ -16,7 +16,7 @@ from typing import Any
 
 from aw_async.codecs._contracts import BOOKINGS_NS, MADE_NS, PROFILE_NS
 
-__all__ = ["json_peers", "xml_peers"]
+__all__ = ["json_peers", "pydantic_booking", "xml_peers"]
 
 _CANDIDATE_FIELDS = (
     "UserID",
@@ -107,6 +107,12 @@ def _msgspec(msgspec: Any, document: bytes) -> Callable[[], object]:
 
 
 def _pydantic(pydantic: Any, document: bytes) -> Callable[[], object]:
+    booking = pydantic_booking(pydantic)
+    return lambda: booking.model_validate_json(document)
+
+
+def pydantic_booking(pydantic: Any) -> Any:
+    """A pydantic v2 model of MadeBooking, as a user of pydantic would write it (wire aliases)."""
     config = pydantic.ConfigDict(
         frozen=True,
         alias_generator=lambda name: "".join(
@@ -150,7 +156,7 @@ def _pydantic(pydantic: Any, document: bytes) -> Callable[[], object]:
         action_client: str | None = None
         candidate: Candidate | None = None
 
-    return lambda: Booking.model_validate_json(document)
+    return Booking
 
 
 def xml_peers(document: bytes) -> dict[str, Callable[[], object]]:
