@@ -29,6 +29,7 @@ from aw_async.journal import (
     Terms,
 )
 from aw_async.journal._rules import claimed, may_claim
+from aw_async.journal._sqlite_tables import _select_ids
 
 from .clocks import ManualClocks
 
@@ -337,6 +338,25 @@ async def test_a_claim_is_committed_before_it_returns(tmp_path: Path) -> None:
         assert rows == [("in_flight", 1)]
     finally:
         await journal.aclose()
+
+
+async def test_looking_entries_up_searches_the_primary_key_never_scans_the_table(tmp_path: Path) -> None:
+    # A scan made every claim cost more with every booking the journal keeps (90 days of them).
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path)
+    try:
+        await journal.get_many([Key(ROOT, n) for n in range(1, 300)])
+        assert await claim(journal) is not None
+    finally:
+        await journal.aclose()
+    with sqlite3.connect(path) as connection:
+        for size in (1, 4, 256):
+            statement = _select_ids(size)
+            plan = connection.execute(f"EXPLAIN QUERY PLAN {statement}", [ROOT, *range(size)]).fetchall()
+            details = " ".join(row[-1] for row in plan)
+            primary_key = "USING INDEX sqlite_autoindex_attempts_1 (api_root=? AND booking_id=?)"
+            assert f"SEARCH attempts {primary_key}" in details, details
+            assert "SCAN attempts" not in details, details
 
 
 async def test_two_sqlite_journals_on_one_file_grant_each_booking_once(tmp_path: Path) -> None:

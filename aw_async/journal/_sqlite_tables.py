@@ -10,6 +10,7 @@ cannot read becomes an unreadable entry, which counts as unknown, never as free.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sqlite3
 from collections.abc import Callable
@@ -234,14 +235,35 @@ class RowReader:
     ) -> dict[Key, JournalEntry]:
         """The entries of ``keys`` (those the table holds)."""
         found: dict[Key, JournalEntry] = {}
-        for start in range(0, len(keys), 400):
-            chunk = keys[start : start + 400]
-            pairs = ", ".join(["(?, ?)"] * len(chunk))
-            values = [v for key in chunk for v in (key.api_root, key.booking_id)]
-            query = f"SELECT {COLUMNS} FROM attempts WHERE (api_root, booking_id) IN (VALUES {pairs})"
-            for row in connection.execute(query, values):
-                found[Key(row[0], row[1])] = self.entry(row, now)
+        by_root: dict[str, list[int]] = {}
+        for key in keys:
+            by_root.setdefault(key.api_root, []).append(key.booking_id)
+        for api_root, ids in by_root.items():
+            for start in range(0, len(ids), _MOST_IDS):
+                chunk = ids[start : start + _MOST_IDS]
+                size = _bucket(len(chunk))
+                chunk += [chunk[-1]] * (size - len(chunk))  # repeated ids change nothing in an IN list
+                for row in connection.execute(_select_ids(size), [api_root, *chunk]):
+                    found[Key(row[0], row[1])] = self.entry(row, now)
         return found
+
+
+#: Ids looked up in one statement, at most. Their number is rounded up to a power of two, so that
+#: a handful of statement texts serve every size and stay in the connection's statement cache.
+_MOST_IDS = 256
+
+
+def _bucket(count: int) -> int:
+    return 1 << (count - 1).bit_length()
+
+
+@functools.cache
+def _select_ids(count: int) -> str:
+    # ``api_root = ? AND booking_id IN (...)`` is a search of the primary key; the row-value form
+    # ``(api_root, booking_id) IN (VALUES ...)`` is planned as a scan of the whole table, whose
+    # cost grows with every booking the journal keeps (tests/test_journal.py holds the plan).
+    marks = ", ".join("?" * count)
+    return f"SELECT {COLUMNS} FROM attempts WHERE api_root = ? AND booking_id IN ({marks})"
 
 
 def upsert(connection: sqlite3.Connection, rows: list[Row], tail: str) -> list[Row]:
