@@ -136,9 +136,10 @@ class Decider(enum.StrEnum):
     """The user said so (``resolve``)."""
 
 
-@attrs.frozen(order=True)
+@attrs.frozen(order=True, cache_hash=True)
 class Key:
-    """What an entry is about: a booking of one API root (the normalised ``base_url``)."""
+    """What an entry is about: a booking of one API root (the normalised ``base_url``). Its hash is
+    kept: a key is looked up about a dozen times on a reschedule's way."""
 
     api_root: str
     booking_id: int
