@@ -129,6 +129,20 @@ async def test_clients_sharing_a_journal_share_the_flight_and_its_error(
     assert sum(1 for r in sandbox.requests if "MadeBookingDetails" in r.path) == 1
 
 
+async def test_concurrent_reschedules_of_different_bookings_share_their_balance_read(
+    sandbox: SandboxServer, journal: Journal
+) -> None:
+    # Each would read the same balance (none has spent yet), and a read costs more than the POST.
+    for booking_id in range(1, 11):
+        sandbox.add_booking(distinct(booking_id), client_user_id=USER)
+    sandbox.faults.latency = 0.05  # the first read is still on its way when the others need one
+    async with client(sandbox, journal) as aw:
+        await asyncio.gather(*(aw.phonechat.reschedule_made_booking(n) for n in range(1, 11)))
+    assert [sandbox.reschedule_count(n) for n in range(1, 11)] == [1] * 10
+    reads = sum(1 for r in sandbox.requests if "GetCurrentCreditBalance" in r.path)
+    assert 1 <= reads < 10
+
+
 async def test_a_cancelled_caller_leaves_the_post_to_the_caller_still_waiting(
     sandbox: SandboxServer, journal: Journal
 ) -> None:

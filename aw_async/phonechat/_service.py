@@ -36,7 +36,7 @@ from .._params import (
     RescheduleMadeBookingRequest,
     UserBookingRequirementsQuery,
 )
-from .._tasks import gather_or_cancel
+from .._tasks import SingleFlight, gather_or_cancel
 from ..errors import InFlightElsewhereError, InvalidRequestError
 from ..journal import Journal, JournalEntry, Terms
 from ..journal._reconciliation import Verdict
@@ -92,6 +92,9 @@ class PhoneChatService:
     ) -> None:
         self._api = api
         self._credit_history = credit_history
+        # Concurrent reschedules share one balance read: each would read the same balance anyway
+        # (none has spent yet), and the read costs more than the POST.
+        self._balance_reads: SingleFlight[None] = SingleFlight()
         self.server_timezone = server_timezone
         self.journal = journal
         #: The client's normalised ``base_url``: the journal's keys are per API root.
@@ -281,8 +284,9 @@ class PhoneChatService:
         session is 5 to 10 minutes from now. Once per booking, whatever the number of callers.
 
         Args:
-            check_preconditions: first fetch the booking and the balance (concurrently) and refuse
-                without sending the POST when a prerequisite fails. Off, the POST is sent alone.
+            check_preconditions: first fetch the booking and the balance (concurrently; calls under
+                way at once share a balance read) and refuse without sending the POST when a
+                prerequisite fails. Off, the POST is sent alone.
             force: reschedule it even though the journal says it was rescheduled (or may have been).
 
         Raises:
@@ -303,7 +307,7 @@ class PhoneChatService:
             if check_preconditions:
                 booking, balance = await gather_or_cancel(
                     self.made_booking_details(booking_id),
-                    self._credit_history.get_current_credit_balance(),
+                    self._balance_reads.run(None, self._credit_history.get_current_credit_balance),
                 )
                 check_session_passed(booking, datetime.now(UTC), self.server_timezone)
                 check_credits(booking, balance)
