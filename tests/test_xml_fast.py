@@ -257,11 +257,20 @@ def test_references_and_line_ends_are_read_as_the_parser_reads_them() -> None:
 
 
 def test_a_body_the_hardened_parser_refuses_never_reaches_a_model() -> None:
-    # Well-formed to the expressions, not to the parser: a prefix that is never declared, a
-    # character reference to NUL. The fast path declines; the general path words the refusal.
+    # Refused by the general path's parser: a character reference to NUL (the validating parser
+    # raises), a prefix never declared and an empty prefixed namespace (it only logs them). The
+    # fast path declines each; the general path words the refusal.
     booking = CODEC.encode(PhoneChatMethod(method=1, description="x")).decode()
-    for bad in (booking.replace("<Method>", "<undeclared:Method>", 1), booking.replace(">x<", ">&#0;<")):
-        with pytest.raises(FastPathDeclined):
+    undeclared = booking.replace("<Method>", "<undeclared:Method>", 1).replace(
+        "</Method>", "</undeclared:Method>"
+    )
+    empty_namespace = booking.replace("<Method>", '<Method xmlns:p="">', 1)
+    for bad, reason in (
+        (undeclared, "logged an error"),
+        (empty_namespace, "logged an error"),
+        (booking.replace(">x<", ">&#0;<"), "refused the body"),
+    ):
+        with pytest.raises(FastPathDeclined, match=reason):  # the parser's check, before any other
             fast(bad.encode(), PhoneChatMethod)
         with pytest.raises(DecodeError, match="malformed XML"):
             CODEC.decode(bad.encode(), PhoneChatMethod)
