@@ -143,6 +143,38 @@ async def test_concurrent_reschedules_of_different_bookings_share_their_balance_
     assert 1 <= reads < 10
 
 
+class _GrantsThenWaits(MemoryJournal):
+    """A journal written elsewhere: its claim is granted, then its caller waits for word of it (a
+    commit's notice), and makes no promise about a cancellation in between."""
+
+    claims_survive_cancellation = False
+
+    async def claim(self, key: Key, **options: Any) -> Any:
+        granted = await super().claim(key, **options)
+        await asyncio.sleep(0.05)
+        return granted
+
+
+async def test_a_caller_cancelled_while_its_claim_is_on_its_way_gives_the_claim_back(
+    sandbox: SandboxServer,
+) -> None:
+    # Left in flight under this live process, the claim would hold every later call back; nothing
+    # was sent, so it is given back as refused, and the next call sends the one POST.
+    sandbox.add_booking(distinct(4), client_user_id=USER)
+    journal = _GrantsThenWaits()
+    async with client(sandbox, journal) as aw:
+        caller = asyncio.ensure_future(aw.phonechat.reschedule_made_booking(4, check_preconditions=False))
+        await eventually(lambda: bool(journal._live))  # granted, its notice on its way
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        entry = await journal.get(key(sandbox, 4))
+        assert entry is not None
+        assert entry.state is AttemptState.REFUSED
+        await aw.phonechat.reschedule_made_booking(4, check_preconditions=False)
+    assert sandbox.reschedule_count(4) == 1
+
+
 async def test_a_cancelled_caller_leaves_the_post_to_the_caller_still_waiting(
     sandbox: SandboxServer, journal: Journal
 ) -> None:

@@ -56,6 +56,9 @@ class MemoryJournal(Journal):
         keep_refused, keep_rescheduled: how long settled entries are kept.
     """
 
+    #: Its claim never suspends, so no cancellation can come between the grant and its caller.
+    claims_survive_cancellation = True
+
     def __init__(
         self,
         *,

@@ -76,6 +76,10 @@ class PostgresJournal(Journal):
     transaction-pooling proxy (see the module's notes).
     """
 
+    #: A claim whose caller is gone by the time it lands is recorded as refused by its writer: the
+    #: guard needs no task of its own for it.
+    claims_survive_cancellation = True
+
     def __init__(
         self,
         dsn: str,

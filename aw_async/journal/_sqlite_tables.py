@@ -261,7 +261,7 @@ def _bucket(count: int) -> int:
 def _select_ids(count: int) -> str:
     # ``api_root = ? AND booking_id IN (...)`` is a search of the primary key; the row-value form
     # ``(api_root, booking_id) IN (VALUES ...)`` is planned as a scan of the whole table, whose
-    # cost grows with every booking the journal keeps (tests/test_journal.py holds the plan).
+    # cost grows with every booking the journal keeps (a test holds the plan).
     marks = ", ".join("?" * count)
     return f"SELECT {COLUMNS} FROM attempts WHERE api_root = ? AND booking_id IN ({marks})"
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 import attrs
 
@@ -75,6 +76,13 @@ class Journal(abc.ABC):
         keep_refused, keep_rescheduled: how long settled entries are kept (1 and 90 days). Unknown and
             in-flight entries are never forgotten.
     """
+
+    #: Whether :meth:`claim` keeps its word when its caller is cancelled while it is on its way: a
+    #: claim that lands all the same is given back (recorded as refused), never left in flight
+    #: under a live owner that no longer runs it. A store that says False (the default, for a
+    #: journal written elsewhere) has each claim run in a task of its own by the guard, which gives
+    #: it back itself: a task and a hop through the event loop a claim.
+    claims_survive_cancellation: ClassVar[bool] = False
 
     def __init__(
         self,

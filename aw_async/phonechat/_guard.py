@@ -33,7 +33,7 @@ from .._clock import SYSTEM_CLOCK, Clock
 from .._server_clock import ServerClock, offset_minutes
 from .._tasks import SingleFlight
 from ..errors import AlreadyRescheduledError, InFlightElsewhereError, JournalError, OutcomeUnknownError
-from ..journal import AttemptState, Journal, JournalEntry, Key, Terms, outcome_of
+from ..journal import AttemptState, Claim, Journal, JournalEntry, Key, Terms, outcome_of
 from ..journal._reconciliation import DidNotHappen, Happened, InFlight, Undecided, Verdict
 from ..journal._rules import LEAVE_WITHIN
 from ..models import MadeBooking
@@ -234,24 +234,31 @@ class RescheduleGuard:
         self, key: Key, force: bool, terms: Terms | None
     ) -> tuple[float, JournalEntry] | JournalEntry:
         """One claim: (start, entry) if granted, else the entry that refused it. A caller cancelled
-        while its claim is on its way gives the claim back once it lands (nothing was sent)."""
+        while its claim is on its way gives the claim back once it lands (nothing was sent): the
+        store does, when it says it can (``claims_survive_cancellation``), else a task does here."""
         started = self.clock.now()
-        claiming = asyncio.ensure_future(
-            self.journal.claim(
-                key, force=force, settle=self.settle, server_now=self.server_clock.now(), terms=terms
-            )
+        journal = self.journal
+        claiming = journal.claim(
+            key, force=force, settle=self.settle, server_now=self.server_clock.now(), terms=terms
         )
+        if journal.claims_survive_cancellation:
+            claim = await claiming
+        else:
+            claim = await self._claim_in_a_task(claiming)
+        assert claim.entry is not None
+        return (started, claim.entry) if claim.granted else claim.entry
+
+    async def _claim_in_a_task(self, claiming: Awaitable[Claim]) -> Claim:
+        task = asyncio.ensure_future(claiming)
         try:
-            claim = await asyncio.shield(claiming)
+            return await asyncio.shield(task)
         except asyncio.CancelledError:
-            await asyncio.wait((claiming,))
-            if not claiming.cancelled() and claiming.exception() is None and claiming.result().granted:
-                entry = claiming.result().entry
+            await asyncio.wait((task,))
+            if not task.cancelled() and task.exception() is None and task.result().granted:
+                entry = task.result().entry
                 assert entry is not None
                 await asyncio.shield(self.journal.record_outcome(entry, AttemptState.REFUSED))
             raise
-        assert claim.entry is not None
-        return (started, claim.entry) if claim.granted else claim.entry
 
     async def _record(
         self, context: AttemptContext, state: AttemptState, new_booking_id: int | None = None
