@@ -113,6 +113,21 @@ async def test_the_format_follows_accept(
     assert codec.decode(body, MadeBooking) == sandbox.get_booking(1)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("accept", [None, "*/*", "image/png"])
+async def test_a_request_that_names_no_format_it_serves_gets_the_default_one(
+    sandbox: SandboxServer, http: aiohttp.ClientSession, accept: str | None
+) -> None:
+    sandbox.default_format = "xml"  # aw-async sandbox --format xml
+    headers = {"Accept": accept} if accept else {}
+    url = f"{sandbox.url}/v1/PhoneChat/MadeBookingDetails?BookingID=1"
+    status, response_headers, body = await get(http, url, **headers)
+    assert status == 200
+    assert response_headers["Content-Type"] == "application/xml; charset=utf-8"
+    assert XmlCodec().decode(body, MadeBooking) == sandbox.get_booking(1)
+    _, asked, _ = await get(http, url, Accept="application/json")
+    assert asked["Content-Type"] == "application/json; charset=utf-8"  # what is asked for still wins
+
+
 async def test_accept_charset_utf16(sandbox: SandboxServer, http: aiohttp.ClientSession) -> None:
     _status, headers, body = await get(
         http,

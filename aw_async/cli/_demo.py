@@ -65,10 +65,14 @@ async def run_demo(formats: list[Format], say: Callable[[str], None]) -> int:
     return 0
 
 
-async def serve_sandbox(host: str, port: int, token: str | None) -> int:
+async def serve_sandbox(host: str, port: int, token: str | None, format: str | None = None) -> int:
     """Serve a sandbox seeded with :func:`seed_demo` and refresh credentials, until cancelled
-    (Ctrl-C); print how to use it first."""
+    (Ctrl-C); print how to use it first. ``format``: what it answers a request that asks for no
+    format it serves (JSON unless told), and what the commands it suggests ask for."""
     async with SandboxServer(host=host, port=port) as sandbox:
+        if format is not None:
+            sandbox.default_format = format
+        asking = f" --format {format}" if format is not None else ""
         demo = seed_demo(sandbox, token=token) if token else seed_demo(sandbox)
         passed = " ".join(map(str, demo.passed))
         print(f"Sandbox serving on {sandbox.url} (Ctrl-C to stop)", flush=True)
@@ -86,7 +90,7 @@ async def serve_sandbox(host: str, port: int, token: str | None) -> int:
         )
         print("Try:")
         print(f"  export AW_ACCESS_TOKEN={demo.token}")
-        print(f"  aw-async balance --base-url {sandbox.url}")
-        print(f"  aw-async reschedule {passed} {demo.upcoming} --base-url {sandbox.url}", flush=True)
+        print(f"  aw-async balance --base-url {sandbox.url}{asking}")
+        print(f"  aw-async reschedule {passed} {demo.upcoming} --base-url {sandbox.url}{asking}", flush=True)
         await asyncio.Event().wait()  # until Ctrl-C
     return 0

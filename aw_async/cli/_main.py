@@ -297,9 +297,9 @@ def _demo(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
 
 
 def _sandbox(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
-    refuse_unused(parser, args, {"--token"}, "serves on --host and --port, and answers in either format")
+    refuse_unused(parser, args, {"--token", "--format"}, "serves on --host and --port")
     try:
-        return asyncio.run(serve_sandbox(args.host, args.port, args.token))
+        return asyncio.run(serve_sandbox(args.host, args.port, args.token, args.format))
     except KeyboardInterrupt:  # the way to stop it
         print("sandbox stopped")
         return EXIT_OK

@@ -44,6 +44,7 @@ _MEDIA_FORMATS = {
     "application/*": "json",
     "text/*": "json",
 }
+_DEFAULT_MEDIA = {"json": "application/json", "xml": "application/xml"}
 _DENIED = "Authorization has been denied for this request."
 _ANSWERS_INSTEAD = ("rate_limit", "server_error", "answer", "reset")  # faults that replace the answer
 
@@ -57,9 +58,9 @@ class SeenRequest:
     query: str
 
 
-def _negotiate(accept: str | None) -> tuple[str, str]:
-    """(format, media type) for an ``Accept`` header: the supported type of highest quality; JSON
-    when nothing supported is asked for, as Web API's default formatter does."""
+def _negotiate(accept: str | None, default: str) -> tuple[str, str]:
+    """(format, media type) for an ``Accept`` header: the supported type of highest quality; the
+    ``default`` format when nothing supported is asked for, as Web API's first formatter does."""
     best: tuple[float, int, str] | None = None
     for position, item in enumerate((accept or "").split(",")):
         media_type, *params = (part.strip() for part in item.split(";"))
@@ -77,7 +78,7 @@ def _negotiate(accept: str | None) -> tuple[str, str]:
         if quality > 0 and (best is None or (quality, -position) > (best[0], -best[1])):
             best = (quality, position, media_type)
     if best is None or best[2].endswith("*"):
-        return "json", "application/json"
+        return default, _DEFAULT_MEDIA[default]
     return _MEDIA_FORMATS[best[2]], best[2]
 
 
@@ -113,6 +114,9 @@ class SandboxServer:
         self._runner: web.AppRunner | None = None
         self._late: set[asyncio.Future[None]] = set()  # requests to be processed later (a "late" fault)
         self._rate_limit: RateLimit | None = None
+        #: The format of an answer to a request whose ``Accept`` names none the sandbox serves
+        #: (``"json"``, as Web API's first formatter; or ``"xml"``).
+        self.default_format = "json"
 
     # --- seeding and inspecting -------------------------------------------------------------------
 
@@ -358,7 +362,7 @@ class SandboxServer:
         return user_id
 
     def _encode(self, request: web.Request, value: object) -> tuple[bytes, str]:
-        format, media_type = _negotiate(request.headers.get("Accept"))
+        format, media_type = _negotiate(request.headers.get("Accept"), self.default_format)
         body = _CODECS[format].encode(value)
         if _wants_utf16(request.headers.get("Accept-Charset")):
             # What .NET writes when asked for UTF-16: little-endian, with a BOM (docs/wire.md).
