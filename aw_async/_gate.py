@@ -126,8 +126,11 @@ class Gate:
                 spread = self.release_window * (place - 1 + self.rng.random()) / (len(order) - 1)
                 await self.clock.sleep(spread)
                 waited += spread
-            if self.opens_at <= self.clock.now():
-                break  # not closed again before this waiter's moment came
+            if self.opens_at <= opens_at:
+                # Not closed again before this waiter's moment came. Judged by the closure, not by
+                # reading the clock again: a sleep that returns on time (or early, on a clock that
+                # only records waits) must not make the waiter sleep again and again.
+                break
         return waited
 
 
