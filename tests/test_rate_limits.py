@@ -2,7 +2,9 @@
 
 A 429 (or a 503 with Retry-After) closes the gate of the account (API root and token): every request
 of every client of that account waits until it opens, and the waiters go through spread out, not
-all at once. ``max_rate`` paces a client. Times are read on a VirtualClock, never on the wall.
+all at once. ``max_rate`` paces a client. A batch puts a booking whose POST got a 429 back in its
+queue, within its budget, and stops at an authentication failure. Times are read on a VirtualClock,
+never on the wall.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import pytest
 
 from aw_async import SANDBOX_URL, AdultWorkClient, RefreshingToken, StaticToken
 from aw_async._gate import RELEASE_WINDOW, Gate, Pacer, account_gate
-from aw_async.errors import RateLimitError, ServerError
+from aw_async.errors import AuthenticationError, NotStartedError, RateLimitError, ServerError
 from aw_async.models import ErrorBody
 from aw_async.sandbox import SandboxServer
 from aw_async.testing import MockTransport, Request, Response, VirtualClock
 
 from .answers import answer, error
+from .scripted import past_booking
 
 TOKEN = "gate-token-31d2"
 OTHER_TOKEN = "gate-token-88aa"
@@ -282,3 +285,88 @@ def test_a_sandbox_rate_limit_must_be_positive() -> None:
         sandbox.limit_rate(0)
     with pytest.raises(ValueError, match="burst"):
         sandbox.limit_rate(1, burst=0)
+
+
+# --- a batch under a rate limit -------------------------------------------------------------------
+
+
+async def _rate_limited_sandbox(bookings: int) -> SandboxServer:
+    sandbox = SandboxServer()
+    await sandbox.start()
+    sandbox.add_token(TOKEN, user_id=1)
+    sandbox.set_balance(1, Decimal(1000))
+    for booking_id in range(1, bookings + 1):
+        sandbox.add_booking(past_booking(booking_id, credits="2"), client_user_id=1)
+    return sandbox
+
+
+async def test_a_batch_requeues_posts_refused_with_a_429_and_reschedules_every_booking_once(
+    clock: VirtualClock,
+) -> None:
+    sandbox = await _rate_limited_sandbox(12)
+    try:
+        refusals = sandbox.faults.add("rate_limit", method="POST", retry_after="3", times=7)
+        async with AdultWorkClient(TOKEN, base_url=sandbox.url, clock=clock, journal="memory") as aw:
+            outcomes = await aw.phonechat.reschedule_made_bookings(range(1, 13), concurrency=4)
+        assert refusals.hits == 7
+        assert [o.error for o in outcomes] == [None] * 12  # the refused ones went again, and through
+        assert all(sandbox.reschedule_count(n) == 1 for n in range(1, 13))  # each once, none twice
+        posts = [r for r in sandbox.requests if r.method == "POST"]
+        assert len(posts) == 12 + 7
+        assert sum(clock.sleeps) >= 3  # the batch waited at the gate the 429s closed
+    finally:
+        await sandbox.close()
+
+
+async def test_a_booking_refused_more_often_than_its_budget_fails_with_the_rate_limit_error(
+    clock: VirtualClock,
+) -> None:
+    sandbox = await _rate_limited_sandbox(2)
+    try:
+        sandbox.faults.add("rate_limit", method="POST", retry_after="1", times=100)
+        async with AdultWorkClient(TOKEN, base_url=sandbox.url, clock=clock, journal="memory") as aw:
+            outcomes = await aw.phonechat.reschedule_made_bookings(
+                [1, 2], check_preconditions=False, rate_limit_retries=3
+            )
+            entries = await aw.journal.entries()
+        assert [type(o.error) for o in outcomes] == [RateLimitError, RateLimitError]
+        assert [o.may_have_happened for o in outcomes] == [False, False]  # a 429 spent nothing
+        posts = [r for r in sandbox.requests if r.method == "POST"]
+        assert len(posts) == 2 * (1 + 3)  # the first try and three more, each
+        assert sandbox.reschedule_count(1) == sandbox.reschedule_count(2) == 0
+        assert {entry.state.name for entry in entries} == {"REFUSED"}  # a later run may send them
+    finally:
+        await sandbox.close()
+
+
+async def test_without_a_budget_a_batch_fails_a_refused_booking_at_once(clock: VirtualClock) -> None:
+    sandbox = await _rate_limited_sandbox(1)
+    try:
+        sandbox.faults.add("rate_limit", method="POST", retry_after="1")
+        async with AdultWorkClient(TOKEN, base_url=sandbox.url, clock=clock, journal="memory") as aw:
+            outcomes = await aw.phonechat.reschedule_made_bookings(
+                [1], check_preconditions=False, rate_limit_retries=0
+            )
+        assert type(outcomes[0].error) is RateLimitError
+        assert len([r for r in sandbox.requests if r.method == "POST"]) == 1
+    finally:
+        await sandbox.close()
+
+
+async def test_a_batch_stops_at_an_authentication_failure_a_refresh_cannot_mend(
+    clock: VirtualClock,
+) -> None:
+    sandbox = await _rate_limited_sandbox(6)
+    try:
+        sandbox.faults.add("answer", status=401, method="POST", when="before")
+        async with AdultWorkClient(TOKEN, base_url=sandbox.url, clock=clock, journal="memory") as aw:
+            outcomes = await aw.phonechat.reschedule_made_bookings(
+                range(1, 7), check_preconditions=False, concurrency=1
+            )
+        first, *rest = outcomes
+        assert isinstance(first.error, AuthenticationError)
+        assert all(isinstance(o.error, NotStartedError) for o in rest)
+        assert {id(o.error.stopped_by) for o in rest} == {id(first.error)}  # type: ignore[union-attr]
+        assert len([r for r in sandbox.requests if r.method == "POST"]) == 1  # nothing more was sent
+    finally:
+        await sandbox.close()
