@@ -123,7 +123,10 @@ class Gate:
             order = self._opening[1]
             place = bisect.bisect_left(order, ticket)
             if place:
-                spread = self.release_window * (place - 1 + self.rng.random()) / (len(order) - 1)
+                # A waiter that came after the order was taken (the first woke a little early, as
+                # an event loop may within its clock's resolution) takes the last slot.
+                slots = max(1, len(order) - 1)
+                spread = self.release_window * (min(place, slots) - 1 + self.rng.random()) / slots
                 await self.clock.sleep(spread)
                 waited += spread
             if self.opens_at <= opens_at:

@@ -174,6 +174,24 @@ async def test_waiters_go_in_the_order_they_came_and_keep_their_place_when_the_g
     assert not gate._queue
 
 
+class EarlyClock(VirtualClock):
+    """Wakes a sleeper a millisecond early, as an event loop may within its clock's resolution."""
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(max(0.0, seconds - 0.001))
+
+
+async def test_a_request_that_comes_after_the_first_waiter_woke_early_goes_through_in_the_window() -> None:
+    clock = EarlyClock()
+    gate = Gate(clock)
+    gate.close(1.0)
+    await gate.wait()  # the only waiter: it goes when it wakes, a millisecond early
+    assert gate.is_closed()  # so a request arriving now still finds the gate closed
+    waited = await gate.wait()  # after the opening's order was taken: the last slot, not a crash
+    assert 0 < waited <= RELEASE_WINDOW + 0.001
+    assert not gate.is_closed()
+
+
 async def test_a_gate_closed_again_holds_its_waiters_again() -> None:
     clock = VirtualClock()
     gate = Gate(clock, release_window=0.0)
