@@ -242,7 +242,7 @@ def install_trace_configs(session: aiohttp.ClientSession, configs: Sequence[aioh
     aiohttp has no public way to set a session's trace configs after ``__init__``, and an
     instrumentor's patched ``__init__`` may have added one of its own; this writes the attribute
     aiohttp reads them from, as OpenTelemetry's own ``uninstrument_session`` does. A test holds it
-    (tests/test_tracing.py)."""
+    (tests/transport/test_tracing.py)."""
     if not configs and not session.trace_configs:
         return  # the hot path of an application that does not trace
     session._trace_configs = [_redacting(config) for config in configs]

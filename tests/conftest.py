@@ -93,7 +93,7 @@ def _legacy_waits(request: pytest.FixtureRequest) -> None:
 
 # aioresponses 0.7.9 builds ClientResponse without the `stream_writer` argument aiohttp 3.14 requires
 # (https://github.com/pnuckowski/aioresponses/issues/289, fix pending in PR #288), so it works only
-# patched. Only tests/test_reschedule.py (through tests/scripted.py) still uses it; convert it to
+# patched. Only tests/phonechat/test_reschedule.py (through tests/scripted.py) still uses it; convert it to
 # aw_async.testing.MockTransport, then delete this and drop aioresponses from the test extra.
 
 

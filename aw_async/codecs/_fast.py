@@ -15,7 +15,7 @@ would otherwise show only as a slower benchmark.
 **Builders.** A builder is a straight-line function that makes a frozen model without its
 ``__init__``: one line a slot, each slot set through its own descriptor (a frozen class's
 ``__setattr__`` refuses; the slot descriptor does not). That equals ``Model(**values)`` only while the
-models have no validators, converters or post-init hooks, which ``tests/test_json_fast.py`` holds them
+models have no validators, converters or post-init hooks, which ``tests/codecs/test_json_fast.py`` holds them
 to. Its source is registered with :mod:`linecache` under a filename of its own (``<aw_async generated
 JSON builder of MadeBooking #1>``), so a traceback shows its lines and :func:`inspect.getsource` reads
 it; the function keeps it as ``build.__source__``. Its names are the members': ``set_booking_id``,

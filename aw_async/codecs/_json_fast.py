@@ -8,7 +8,7 @@ It is a shortcut, never a second opinion (docs/design.md, "Fast paths"):
   string msgspec cannot decode, a BOM or another charset), it declines, and the general path
   (:mod:`._structure`) decides, with its own wording, field path and count of problems;
 - where it gives a value, that value equals the general path's (``==`` and ``repr``):
-  ``tests/test_json_fast.py`` holds the two paths to it, with hypothesis;
+  ``tests/codecs/test_json_fast.py`` holds the two paths to it, with hypothesis;
 - money is read from the number's own text (msgspec's ``Raw``), never through ``float``;
 - what msgspec does not look at, the general path's parser still does: an unknown member is skipped
   by msgspec unread, so the body's UTF-8 and the length of its integers are checked here first (the

@@ -18,7 +18,7 @@ It is a shortcut, never a second opinion (docs/design.md, "Fast paths"), like :m
   decides, with its own wording, field path and count of problems.
 - **The general path's values.** Text is read with the same strict readers (each member type's row
   in :mod:`._readers`), after the same line-end normalisation and references the parser applies.
-  ``tests/test_xml_fast.py`` holds the two paths to the same ``==`` and ``repr``, with hypothesis.
+  ``tests/codecs/test_xml_fast.py`` holds the two paths to the same ``==`` and ``repr``, with hypothesis.
 - **Names, not numbers.** Every group an expression captures is named after its member
   (``credits``, ``credits_nil``, ``candidate__user_id``), and a builder unpacks ``Match.groups()``
   into locals of those names: no group index is counted by hand.

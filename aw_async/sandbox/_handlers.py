@@ -3,7 +3,7 @@
 A handler takes the sandbox's state, the user the call acts for (the token's, or the group member a
 group manager named) and the request model the server read by the endpoint's own declaration, and
 returns the value to answer with (or raises :class:`~._state.SandboxRefusal`). An endpoint with no handler
-here answers 501, never another operation's behaviour; ``tests/test_lifecycle.py`` holds this table
+here answers 501, never another operation's behaviour; ``tests/phonechat/test_lifecycle.py`` holds this table
 equal to :data:`~aw_async._endpoints.ENDPOINTS`.
 """
 

@@ -37,7 +37,7 @@ CLI_VARIABLES = (
     "AW_BASE_URL",
     "AW_ASYNC_JOURNAL",
 )
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def forget_cli_variables(monkeypatch: pytest.MonkeyPatch) -> None:

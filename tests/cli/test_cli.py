@@ -45,7 +45,7 @@ async def run(
     *args: str, env: dict[str, str] | None = None, stderr: int | None = None
 ) -> tuple[int, str, str]:
     """``python -m aw_async ARGS`` in a process of its own, while the calling loop keeps serving
-    (tests/test_newcomer.py runs the command line this way)."""
+    (tests/sandbox/test_newcomer.py runs the command line this way)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -25,8 +25,8 @@ from aw_async.models import (
     UserBookingRequirements,
 )
 
-from .seed_values import SEED_JSON_BOOKING, SEED_XML_BOOKING
-from .strategies import create_requests, made_bookings, pages, phone_chat_methods, requirements
+from ..seed_values import SEED_JSON_BOOKING, SEED_XML_BOOKING
+from ..strategies import create_requests, made_bookings, pages, phone_chat_methods, requirements
 
 CODECS = [JsonCodec(), XmlCodec()]
 MADE = "http://schemas.datacontract.org/2004/07/API.Models.PhoneChat.Bookings.Made"
@@ -145,7 +145,7 @@ def test_inferred_shapes_are_read_whatever_their_root_and_namespace() -> None:
 
 
 def test_every_inferred_shape_is_said_to_be_inferred_in_the_docs() -> None:
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text()
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text()
     inferred = docs.split("## What is inferred", 1)[1].split("\n## ", 1)[0]
     for model in INFERRED:
         named = "MadeBookings envelope" if model is MadeBookingsPage else model.__name__

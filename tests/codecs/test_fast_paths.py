@@ -1,7 +1,7 @@
 """What a maintainer needs from the fast paths beyond their values (those are held to the general
-path's by tests/test_json_fast.py and tests/test_xml_fast.py): generated code that tracebacks and
-``inspect`` can show, declines that are logged and counted, a switch that turns them off, one reader
-table, and a build that fails loudly when the table has no row for a member's type."""
+path's by tests/codecs/test_json_fast.py and tests/codecs/test_xml_fast.py): generated code that
+tracebacks and ``inspect`` can show, declines that are logged and counted, a switch that turns them
+off, one reader table, and a build that fails loudly when the table has no row for a member's type."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from aw_async.codecs._readers import READERS, TypeReaders, read_optional_datetim
 from aw_async.errors import DecodeError
 from aw_async.models import MadeBooking, MadeBookingsPage, PhoneChatMethod
 
-from .conftest import fixture_bytes
+from ..conftest import fixture_bytes
 
 JSON, XML = JsonCodec(), XmlCodec()
 CODECS = Path(aw_async.codecs.__file__).parent

@@ -23,7 +23,7 @@ from aw_async.codecs import JsonCodec, XmlCodec
 from aw_async.errors import DecodeError
 from aw_async.models import ErrorBody, MadeBooking
 
-from .conftest import fixture_bytes
+from ..conftest import fixture_bytes
 
 json_codec, xml_codec = JsonCodec(), XmlCodec()
 INTO = [MadeBooking, ErrorBody, Decimal]

@@ -12,8 +12,8 @@ from aw_async.codecs import JsonCodec
 from aw_async.errors import DecodeError, EncodeError
 from aw_async.models import BookingStatus, CallMethod, ErrorBody, MadeBooking, PhoneChatBookingUser
 
-from .conftest import fixture_bytes
-from .seed_values import SEED_CANDIDATE, SEED_JSON_BOOKING
+from ..conftest import fixture_bytes
+from ..seed_values import SEED_CANDIDATE, SEED_JSON_BOOKING
 
 codec = JsonCodec()
 

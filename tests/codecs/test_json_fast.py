@@ -23,8 +23,8 @@ from aw_async.codecs._structure import JSON_STRUCTURER
 from aw_async.errors import DecodeError
 from aw_async.models import MadeBooking, MadeBookingsPage, PhoneChatMethod, UserBookingRequirements
 
-from .conftest import fixture_bytes
-from .strategies import answer_values, any_answer, made_bookings
+from ..conftest import fixture_bytes
+from ..strategies import answer_values, any_answer, made_bookings
 
 CODEC = JsonCodec()
 SERVED = list(answer_values)

@@ -22,8 +22,8 @@ from aw_async.models import (
     UserBookingRequirements,
 )
 
-from .conftest import fixture_bytes
-from .strategies import candidates, decimals, error_bodies, made_bookings
+from ..conftest import fixture_bytes
+from ..strategies import candidates, decimals, error_bodies, made_bookings
 
 CODECS = [JsonCodec(), XmlCodec()]
 INTO = [

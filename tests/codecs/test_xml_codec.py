@@ -14,8 +14,8 @@ from aw_async.codecs import XmlCodec
 from aw_async.errors import DecodeError, EncodeError
 from aw_async.models import BookingStatus, CallMethod, ErrorBody, MadeBooking, PhoneChatBookingUser
 
-from .conftest import fixture_bytes
-from .seed_values import SEED_CANDIDATE, SEED_JSON_BOOKING, SEED_XML_BOOKING
+from ..conftest import fixture_bytes
+from ..seed_values import SEED_CANDIDATE, SEED_JSON_BOOKING, SEED_XML_BOOKING
 
 codec = XmlCodec()
 MADE = "http://schemas.datacontract.org/2004/07/API.Models.PhoneChat.Bookings.Made"

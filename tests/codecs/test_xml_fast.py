@@ -23,8 +23,8 @@ from aw_async.models import (
     PhoneChatMethod,
 )
 
-from .conftest import fixture_bytes
-from .strategies import answer_values, any_answer, made_bookings
+from ..conftest import fixture_bytes
+from ..strategies import answer_values, any_answer, made_bookings
 
 CODEC = XmlCodec()
 SERVED = list(answer_values)

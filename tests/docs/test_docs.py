@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CITATION = re.compile(r'docs/([a-z-]+\.md)(?:,\s*"([^"]+)")?')
 # The team's notes outside the repository, by the names they have there: never cited bare.
 BARE = re.compile(r"(?<![/\w-])(API\.md|WIRE\.md|PUBLIC_API\.md|RescheduleMadeBooking\.txt|design\.md)")

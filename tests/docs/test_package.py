@@ -17,7 +17,7 @@ import aw_async
 from aw_async import errors, models
 from aw_async.cli import main
 
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "public-api.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "public-api.md"
 
 
 def documented_modules() -> dict[str, set[str]]:

@@ -15,10 +15,10 @@ from aiohttp import web
 
 from aw_async.sandbox import DemoData, SandboxServer, seed_demo
 
-from .readme_examples import example, example_source
-from .scripted import past_booking
+from ..readme_examples import example, example_source
+from ..scripted import past_booking
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_two_commands_are_at_the_very_top() -> None:

@@ -1,5 +1,5 @@
 """A process that claims a booking in a sqlite journal and holds the claim until it is killed:
-``python -m tests.journal_owner JOURNAL API_ROOT BOOKING_ID``. Prints ``claimed <owner>`` once the
+``python -m tests.journal.journal_owner JOURNAL API_ROOT BOOKING_ID``. Prints ``claimed <owner>`` once the
 claim is committed (or ``refused``), then sleeps."""
 
 from __future__ import annotations

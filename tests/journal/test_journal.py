@@ -31,7 +31,7 @@ from aw_async.journal import (
 from aw_async.journal._rules import claimed, may_claim
 from aw_async.journal._sqlite_tables import _select_ids
 
-from .clocks import ManualClocks
+from ..clocks import ManualClocks
 
 ROOT = "https://api.example"
 K = Key(ROOT, 11)
@@ -44,7 +44,7 @@ TERMS = Terms(
     skype_name=None,
     comments="w",
 )
-ROOT_DIR = Path(__file__).resolve().parent.parent
+ROOT_DIR = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -469,7 +469,7 @@ async def _owner(path: Path, *prefix: str) -> tuple[asyncio.subprocess.Process, 
         *prefix,
         sys.executable,
         "-m",
-        "tests.journal_owner",
+        "tests.journal.journal_owner",
         str(path),
         ROOT,
         "11",

@@ -59,7 +59,7 @@ from aw_async.journal._rules import settle_seconds
 from aw_async.models import ErrorBody, MadeBookingsPage
 from aw_async.testing import MockTransport, Request, Response, VirtualClock
 
-from .clocks import ManualClocks
+from ..clocks import ManualClocks
 
 ROOT = "https://model.example"
 TIMEOUT = 10.0
@@ -313,7 +313,7 @@ class JournalModel(RuleBasedStateMachine):
         import tempfile
 
         # On a memory file system where there is one: the journal's fsyncs cost nothing there, and the
-        # model is about the rules, not about the disk (tests/test_journal.py is about the disk).
+        # model is about the rules, not about the disk (tests/journal/test_journal.py is about the disk).
         memory = Path("/dev/shm")
         where = str(memory) if memory.is_dir() and os.access(memory, os.W_OK) else None
         self.folder = Path(tempfile.mkdtemp(prefix="aw-model-", dir=where))

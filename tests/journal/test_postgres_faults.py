@@ -13,8 +13,8 @@ import pytest
 from aw_async.errors import JournalError
 from aw_async.journal import AttemptState, Key, PostgresJournal
 
-from . import _pg_support
-from ._pg_support import SETTLE, key
+from .. import _pg_support
+from .._pg_support import SETTLE, key
 
 journal = _pg_support.journal
 other = _pg_support.other

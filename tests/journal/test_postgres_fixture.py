@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from .postgres import (
+from ..postgres import (
     REQUIRE_VARIABLE,
     PostgresServer,
     _version_key,

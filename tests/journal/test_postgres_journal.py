@@ -18,8 +18,8 @@ import pytest
 from aw_async.errors import JournalError
 from aw_async.journal import AttemptState, JournalEntry, PostgresJournal, Terms
 
-from . import _pg_support
-from ._pg_support import ROOT, SETTLE, key, owner_pid, session_gone, sql
+from .. import _pg_support
+from .._pg_support import ROOT, SETTLE, key, owner_pid, session_gone, sql
 
 journal = _pg_support.journal
 other = _pg_support.other
@@ -159,7 +159,7 @@ async def test_a_stopped_owner_keeps_its_claim_and_a_killed_one_loses_it(
         postgres_dsn,
         ROOT,
         stdout=asyncio.subprocess.PIPE,
-        cwd=os.path.dirname(os.path.dirname(__file__)),
+        cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))),
     )
     try:
         assert process.stdout is not None

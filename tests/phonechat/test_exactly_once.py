@@ -29,8 +29,8 @@ from aw_async.journal import AttemptState, Journal, Key, MemoryJournal, SqliteJo
 from aw_async.journal._rules import settle_seconds
 from aw_async.sandbox import SandboxServer
 
-from .clocks import ManualClocks
-from .scripted import eventually, past_booking
+from ..clocks import ManualClocks
+from ..scripted import eventually, past_booking
 
 TOKEN = "once-token"
 USER = 41

@@ -26,7 +26,7 @@ from aw_async.models import PhoneChatMethod, UserBookingRequirements
 from aw_async.sandbox import SandboxServer
 from aw_async.sandbox._handlers import HANDLERS
 
-from .scripted import past_booking
+from ..scripted import past_booking
 
 TOKEN = "lifecycle-token"
 USER = 21

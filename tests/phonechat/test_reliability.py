@@ -13,7 +13,7 @@ from aw_async.errors import AdultWorkError, OutcomeUnknownError
 from aw_async.sandbox import SandboxServer
 from benchmarks.e2e import peak_rss_mib
 
-from .scripted import past_booking
+from ..scripted import past_booking
 
 TOKEN = "reliability-token"
 USER = 9

@@ -28,7 +28,7 @@ from aw_async.errors import (
 )
 from aw_async.phonechat._prerequisites import check_session_passed
 
-from .scripted import TOKEN, ScriptedApi, error, past_booking
+from ..scripted import TOKEN, ScriptedApi, error, past_booking
 
 LONDON = ZoneInfo("Europe/London")
 

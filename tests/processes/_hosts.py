@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Self
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 UNSHARE_OPTIONS = ("--uts", "--pid", "--fork", "--kill-child", "--mount-proc")
 # `hostname` sets the name inside the new UTS namespace only; then the worker replaces the shell.
 SET_HOST_NAME = 'hostname "$0" && exec "$@"'

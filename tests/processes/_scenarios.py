@@ -1,5 +1,5 @@
-"""What the PostgresJournal scenario tests (tests/test_postgres_scenarios.py) run on: a sandbox whose
-requests can be held at gates, the README's web example as worker processes and the clicks they
+"""What the PostgresJournal scenario tests (tests/processes/test_postgres_scenarios.py) run on: a
+sandbox whose requests can be held at gates, the README's web example as worker processes and the clicks they
 answer, batch workers, and the journal as the database holds it."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from aiohttp import web
 
 from aw_async.sandbox import SandboxServer
 
+from .._pg_support import sql, until
+from ..scripted import past_booking
 from ._hosts import Worker
-from ._pg_support import sql, until
-from .scripted import past_booking
 
 TOKEN = "scenario-token"
 USER = 61
@@ -146,7 +146,7 @@ def host_of(owner: str) -> str:
 
 
 class WebWorker(Worker):
-    """A worker serving the README's web example (tests/web_worker.py), once :meth:`ready`."""
+    """A worker serving the README's web example (tests/processes/web_worker.py), once :meth:`ready`."""
 
     url = ""
     host = ""
@@ -169,7 +169,7 @@ async def web_workers(
 ) -> AsyncIterator[list[WebWorker]]:
     """``count`` workers serving the README's web example, on hosts ``web-1``..., sharing the journal
     at ``dsn`` and nothing else."""
-    argv = [sys.executable, "-m", "tests.web_worker", "0", TOKEN, sandbox.url, dsn]
+    argv = [sys.executable, "-m", "tests.processes.web_worker", "0", TOKEN, sandbox.url, dsn]
     argv += [str(client_timeout)] if client_timeout is not None else []
     workers: list[WebWorker] = []
     try:
@@ -222,8 +222,8 @@ def retry_after_of(text: str) -> int | None:
 
 
 def batch(sandbox: SandboxServer, dsn: str, ids: range, concurrency: int) -> list[str]:
-    """A batch worker's command line (tests/journal_worker.py): ``ids`` at ``concurrency``."""
-    worker = [sys.executable, "-m", "tests.journal_worker"]
+    """A batch worker's command line (tests/processes/journal_worker.py): ``ids`` at ``concurrency``."""
+    worker = [sys.executable, "-m", "tests.processes.journal_worker"]
     return [*worker, sandbox.url, TOKEN, dsn, str(concurrency), *map(str, ids)]
 
 

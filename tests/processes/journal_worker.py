@@ -1,5 +1,5 @@
 """A batch in a process of its own, for the tests that share a journal between processes or kill one
-mid-batch: ``python -m tests.journal_worker BASE_URL TOKEN JOURNAL CONCURRENCY ID...``. Prints one
+mid-batch: ``python -m tests.processes.journal_worker BASE_URL TOKEN JOURNAL CONCURRENCY ID...``. Prints one
 line per outcome as it completes: ``<id> ok <new id>`` or ``<id> <error type>``. The client's
 timeout (and so how long it waits for another process's attempt) is ``$WORKER_TIMEOUT``, 30 s by
 default."""

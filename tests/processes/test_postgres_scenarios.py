@@ -1,5 +1,5 @@
 """Across hosts: a PostgresJournal on a real PostgreSQL, shared by worker processes that share
-nothing else (each on a "host" of its own where ``unshare`` can make one: tests/_hosts.py), with
+nothing else (each on a "host" of its own where ``unshare`` can make one: tests/processes/_hosts.py), with
 every reschedule counted where it happens, on the sandbox.
 
 - The README's web example as four workers, eight concurrent clicks per booking: one reschedule each.
@@ -34,9 +34,11 @@ from aw_async.journal import Key, PostgresJournal
 from aw_async.phonechat._guard import RENEW_AFTER
 from aw_async.testing import VirtualClock
 
+from .._pg_support import sql
+from ..postgres import PostgresServer
+from ..scripted import eventually
 from . import _scenarios
 from ._hosts import namespaces_unavailable
-from ._pg_support import sql
 from ._scenarios import (
     RESCHEDULE,
     TOKEN,
@@ -58,8 +60,6 @@ from ._scenarios import (
     run_batch,
     web_workers,
 )
-from .postgres import PostgresServer
-from .scripted import eventually
 
 sandbox = _scenarios.sandbox
 

@@ -27,11 +27,11 @@ from aw_async.journal import AttemptState, SqliteJournal
 from aw_async.journal._rules import settle_seconds
 from aw_async.sandbox import SandboxServer
 
-from .scripted import eventually, past_booking
+from ..scripted import eventually, past_booking
 
 TOKEN = "process-token"
 USER = 51
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 5.0
 
 
@@ -63,7 +63,15 @@ async def start(
 
 
 def worker(sandbox: SandboxServer, journal: Path, ids: range | list[int], concurrency: int = 8) -> list[str]:
-    return ["-m", "tests.journal_worker", sandbox.url, TOKEN, str(journal), str(concurrency), *map(str, ids)]
+    return [
+        "-m",
+        "tests.processes.journal_worker",
+        sandbox.url,
+        TOKEN,
+        str(journal),
+        str(concurrency),
+        *map(str, ids),
+    ]
 
 
 def in_flight(journal: Path) -> int:
@@ -251,7 +259,8 @@ async def test_the_readme_web_example_as_four_workers_reschedules_each_booking_o
     ports = [_free_port() for _ in range(4)]
     env = {"XDG_STATE_HOME": str(tmp_path / "state")}
     workers = [
-        await start("-m", "tests.web_worker", str(port), TOKEN, sandbox.url, "-", env=env) for port in ports
+        await start("-m", "tests.processes.web_worker", str(port), TOKEN, sandbox.url, "-", env=env)
+        for port in ports
     ]
     try:
         for process in workers:

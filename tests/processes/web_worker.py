@@ -1,8 +1,8 @@
 """The README's web example ("In a web backend") as a worker process of its own, for the tests that
 run several of them against one PostgreSQL journal:
-``python -m tests.web_worker PORT TOKEN BASE_URL JOURNAL [TIMEOUT]``.
+``python -m tests.processes.web_worker PORT TOKEN BASE_URL JOURNAL [TIMEOUT]``.
 
-It runs the README's own code: its ``<!-- example: web -->`` block, executed as tests/test_readme.py
+It runs the README's own code: its ``<!-- example: web -->`` block, executed as tests/docs/test_readme.py
 executes it, and served on 127.0.0.1:PORT (0: any free port). The example's client takes the default
 journal, so JOURNAL (a path or a URL; ``-``: leave the environment as it is) reaches it as
 ``AW_ASYNC_JOURNAL``. A TIMEOUT replaces the example's
@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .readme_examples import example
+from ..readme_examples import example
 
 
 def readme_web_example() -> dict[str, Any]:

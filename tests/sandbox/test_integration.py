@@ -23,7 +23,7 @@ from aw_async.errors import (
 from aw_async.sandbox import SandboxServer
 from aw_async.testing.pytest_plugin import SANDBOX_USER_ID
 
-from .scripted import past_booking
+from ..scripted import past_booking
 
 TOKEN = "integration-token"
 USER = 42

@@ -19,10 +19,10 @@ from aw_async import AdultWorkClient, RefreshingToken
 from aw_async.errors import AuthenticationError, PermissionDeniedError
 from aw_async.sandbox import SandboxServer, make_booking, seed_demo
 
-from .scripted import eventually
-from .test_cli import run as cli
+from ..cli.test_cli import run as cli
+from ..scripted import eventually
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

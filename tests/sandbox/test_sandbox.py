@@ -14,7 +14,7 @@ from aw_async.codecs import JsonCodec, XmlCodec
 from aw_async.models import BookingStatus, ErrorBody, MadeBooking
 from aw_async.sandbox import SandboxServer
 
-from .scripted import past_booking
+from ..scripted import past_booking
 
 TOKEN = "sandbox-test-token"
 USER = 7

@@ -14,7 +14,7 @@ from aw_async import AdultWorkClient
 from aw_async.errors import OutcomeUnknownError, TransportError
 from aw_async.testing import ExchangeError, MockTransport, Request, Response, SendFailure, VirtualClock
 
-from .answers import answer
+from ..answers import answer
 
 
 def test_importing_it_is_cheap() -> None:

@@ -17,8 +17,8 @@ from aw_async import AdultWorkClient
 from aw_async.codecs import JsonCodec, XmlCodec
 from aw_async.errors import AdultWorkError
 
+from ..scripted import past_booking
 from .hostile import HostileServer, response
-from .scripted import past_booking
 from .test_secrets import texts_of
 
 ACCESS = "ACCESS-TOKEN-SECRET-3b1f"

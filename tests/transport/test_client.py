@@ -34,9 +34,9 @@ from aw_async.models import MadeBooking
 from aw_async.sandbox import SandboxServer
 from aw_async.testing import MockTransport, Request, Response, VirtualClock
 
-from .answers import answer, error, raw, scripted
-from .conftest import fixture_bytes
-from .seed_values import SEED_JSON_BOOKING, SEED_XML_BOOKING
+from ..answers import answer, error, raw, scripted
+from ..conftest import fixture_bytes
+from ..seed_values import SEED_JSON_BOOKING, SEED_XML_BOOKING
 
 TOKEN = "test-access-token-5f0e"
 API_KEY = "test-api-key-77c1"

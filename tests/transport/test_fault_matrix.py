@@ -29,7 +29,7 @@ from aw_async.errors import (
 )
 from aw_async.sandbox import SandboxServer
 
-from .scripted import past_booking
+from ..scripted import past_booking
 
 TOKEN = "fault-matrix-token"
 USER = 5

@@ -38,8 +38,8 @@ from aw_async.errors import (
 )
 from aw_async.sandbox import SandboxServer
 
+from ..scripted import past_booking
 from .hostile import HostileServer, Received, response
-from .scripted import past_booking
 from .test_secrets import texts_of
 
 ACCESS = "ACCESS-TOKEN-SECRET-3b1f"

@@ -35,8 +35,8 @@ from aw_async.errors import (
 )
 from aw_async.models import ErrorBody, MadeBooking
 
-from .conftest import fixture_bytes
-from .seed_values import SEED_JSON_BOOKING, SEED_XML_BOOKING
+from ..conftest import fixture_bytes
+from ..seed_values import SEED_JSON_BOOKING, SEED_XML_BOOKING
 
 SETTINGS = RequestSettings(
     base_url="https://api-sandbox.adultwork.com/",

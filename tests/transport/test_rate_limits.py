@@ -25,8 +25,8 @@ from aw_async.models import ErrorBody
 from aw_async.sandbox import SandboxServer
 from aw_async.testing import MockTransport, Request, Response, VirtualClock
 
-from .answers import answer, error
-from .scripted import past_booking
+from ..answers import answer, error
+from ..scripted import past_booking
 
 TOKEN = "gate-token-31d2"
 OTHER_TOKEN = "gate-token-88aa"

@@ -16,7 +16,7 @@ from aw_async import AdultWorkClient, RefreshingToken, StaticToken, TokenSet
 from aw_async.errors import AdultWorkError
 from aw_async.sandbox import SandboxServer
 
-from .scripted import past_booking
+from ..scripted import past_booking
 
 ACCESS = "ACCESS-TOKEN-SECRET-3b1f"
 REFRESH = "REFRESH-TOKEN-SECRET-9c2e"

@@ -18,7 +18,7 @@ from aw_async import SANDBOX_URL, TOKEN_URL, AdultWorkClient, RefreshingToken, S
 from aw_async.errors import AuthenticationError, OutcomeUnknownError, ServerError, TokenNotSavedError
 from aw_async.testing import MockTransport, Request, Response
 
-from .answers import answer, error, raw
+from ..answers import answer, error, raw
 
 BALANCE_URL = f"{SANDBOX_URL}/v1/CreditHistory/GetCurrentCreditBalance"
 CLIENT_SECRET = "client-secret-9a8b"
