@@ -1,9 +1,11 @@
-"""Shared test setup: hypothesis profiles, the recorded sample bodies, and a virtual clock."""
+"""Shared test setup: hypothesis profiles, the recorded sample bodies, a virtual clock, and the sandbox
+a test runs against (one fixture for every module, seeded as the module's ``sandbox`` marker says)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from unittest.mock import Mock, patch
@@ -14,6 +16,7 @@ from aioresponses import aioresponses
 from hypothesis import HealthCheck, settings
 
 from aw_async._clock import SystemClock
+from aw_async.sandbox import SandboxServer
 from aw_async.testing import VirtualClock
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -45,6 +48,56 @@ def seed_xml() -> bytes:
 def clock() -> VirtualClock:
     """Time for a client (``clock=clock``): every wait is recorded in ``clock.sleeps`` and passes at once."""
     return VirtualClock()
+
+
+# --- the sandbox ------------------------------------------------------------------------------------
+# One fixture for every module that runs against a SandboxServer on loopback. What differs between
+# modules (the token and its user, the balance, the bookings, the server's class) is said by a marker,
+# on the module (`pytestmark`) or on a test (the closest one wins, whole):
+#
+#     pytestmark = pytest.mark.sandbox(token=TOKEN, user=USER, balance="20.00", seed=add_bookings)
+#
+# token/user/group_members: add_token(token, user_id=user, group_members=...); balance: set_balance(user,
+# Decimal(balance)); seed: called with the server last (bookings, faults, more tokens), its result kept
+# for the `seeded` fixture; server: the class to start (a SandboxServer subclass). No marker: a bare server.
+SANDBOX_OPTIONS = frozenset({"token", "user", "group_members", "balance", "seed", "server"})
+SEEDED = pytest.StashKey[object]()
+
+
+def sandbox_options(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The closest ``sandbox`` marker's options, checked: a misspelt one fails the test."""
+    marker = request.node.get_closest_marker("sandbox")
+    options = dict(marker.kwargs) if marker else {}
+    if marker and marker.args:
+        raise TypeError("pytest.mark.sandbox takes keyword options only")
+    if unknown := set(options) - SANDBOX_OPTIONS:
+        raise TypeError(
+            f"pytest.mark.sandbox: unknown options {sorted(unknown)}; known: {sorted(SANDBOX_OPTIONS)}"
+        )
+    return options
+
+
+@pytest.fixture
+async def sandbox(request: pytest.FixtureRequest) -> AsyncIterator[SandboxServer]:
+    """A :class:`SandboxServer` on loopback, seeded as the ``sandbox`` marker says (see above)."""
+    options = sandbox_options(request)
+    server_class: type[SandboxServer] = options.get("server", SandboxServer)
+    async with server_class() as server:
+        if "token" in options:
+            server.add_token(
+                options["token"], user_id=options["user"], group_members=options.get("group_members", ())
+            )
+        if "balance" in options:
+            server.set_balance(options["user"], Decimal(options["balance"]))
+        seed: Callable[[SandboxServer], object] | None = options.get("seed")
+        request.node.stash[SEEDED] = seed(server) if seed else None
+        yield server
+
+
+@pytest.fixture
+def seeded(request: pytest.FixtureRequest, sandbox: SandboxServer) -> object:
+    """What the ``sandbox`` marker's ``seed`` returned (``seed_demo``'s DemoData, say)."""
+    return request.node.stash[SEEDED]
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -20,25 +19,9 @@ import pytest
 from aw_async import AdultWorkClient
 from aw_async.sandbox import make_booking
 
-from .cli_support import Cli, ServedSandbox, forget_cli_variables, run_process, served_sandbox
+from .cli_support import Cli, ServedSandbox, run_process
 
 _HOUR = timedelta(hours=1)
-
-
-@pytest.fixture(autouse=True)
-def _only_the_tests_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    forget_cli_variables(monkeypatch)
-
-
-@pytest.fixture
-def sandbox() -> Iterator[ServedSandbox]:
-    with served_sandbox() as served:
-        yield served
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(capsys)
 
 
 async def run(

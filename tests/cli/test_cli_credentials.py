@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,28 +12,18 @@ import pytest
 
 from aw_async.models import MadeBooking
 
-from .cli_support import Cli, ServedSandbox, forget_cli_variables, served_sandbox
+from .cli_support import Cli, ServedSandbox
 
 CLIENT_ID, CLIENT_SECRET, FIRST_REFRESH = "my-bot", "bot-secret-value", "first-refresh-token"
 
 
-@pytest.fixture(autouse=True)
-def _only_the_tests_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    forget_cli_variables(monkeypatch)
+def refresh_token(served: ServedSandbox) -> None:
+    served.server.add_refresh_token(
+        FIRST_REFRESH, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, user_id=served.demo.user_id
+    )
 
 
-@pytest.fixture
-def sandbox() -> Iterator[ServedSandbox]:
-    with served_sandbox() as served:
-        served.server.add_refresh_token(
-            FIRST_REFRESH, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, user_id=served.demo.user_id
-        )
-        yield served
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(capsys)
+pytestmark = pytest.mark.sandbox(seed=refresh_token)
 
 
 @pytest.fixture

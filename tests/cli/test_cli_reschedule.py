@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -17,25 +16,9 @@ from aw_async import AdultWorkClient
 from aw_async.cli import _main
 from aw_async.sandbox import make_booking
 
-from .cli_support import Cli, ServedSandbox, forget_cli_variables, served_sandbox
+from .cli_support import Cli, ServedSandbox
 
 _HOUR = timedelta(hours=1)
-
-
-@pytest.fixture(autouse=True)
-def _only_the_tests_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    forget_cli_variables(monkeypatch)
-
-
-@pytest.fixture
-def sandbox() -> Iterator[ServedSandbox]:
-    with served_sandbox() as served:
-        yield served
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str]) -> Cli:
-    return Cli(capsys)
 
 
 # --- rescheduling ----------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,14 +26,11 @@ def test_the_two_commands_are_at_the_very_top() -> None:
     assert "python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && .venv/bin/pytest" in head
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[tuple[SandboxServer, DemoData]]:
-    async with SandboxServer() as server:
-        yield server, seed_demo(server)
+pytestmark = pytest.mark.sandbox(seed=seed_demo)
 
 
-async def test_the_web_backend_example(sandbox: tuple[SandboxServer, DemoData]) -> None:
-    server, demo = sandbox
+async def test_the_web_backend_example(sandbox: SandboxServer, seeded: DemoData) -> None:
+    server, demo = sandbox, seeded
     app = example("web")["make_app"](demo.token, base_url=server.url)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -64,9 +60,9 @@ async def test_the_web_backend_example(sandbox: tuple[SandboxServer, DemoData]) 
 
 
 async def test_the_batch_example(
-    sandbox: tuple[SandboxServer, DemoData], capsys: pytest.CaptureFixture[str]
+    sandbox: SandboxServer, seeded: DemoData, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    server, demo = sandbox
+    server, demo = sandbox, seeded
     server.add_token("second-account", user_id=3003)
     server.set_balance(3003, Decimal(100))
     for booking_id in (501, 502, 503):
@@ -92,9 +88,9 @@ async def test_the_batch_example(
 
 
 async def test_the_chat_bot_example(
-    sandbox: tuple[SandboxServer, DemoData], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: SandboxServer, seeded: DemoData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server, demo = sandbox
+    server, demo = sandbox, seeded
     monkeypatch.chdir(tmp_path)
     server.add_refresh_token("initial", client_id="my-bot", client_secret="bot-secret", user_id=demo.user_id)
     (tmp_path / "adultwork-tokens.json").write_text('{"refresh_token": "initial"}')
@@ -140,9 +136,9 @@ def test_the_pytest_example_runs_in_a_fresh_project_in_strict_mode(tmp_path: Pat
 
 
 async def test_the_chat_bot_example_when_the_save_fails_and_after_a_lost_token(
-    sandbox: tuple[SandboxServer, DemoData], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: SandboxServer, seeded: DemoData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server, demo = sandbox
+    server, demo = sandbox, seeded
     monkeypatch.chdir(tmp_path)
     server.add_refresh_token("initial", client_id="my-bot", client_secret="bot-secret", user_id=demo.user_id)
     (tmp_path / "adultwork-tokens.json").write_text('{"refresh_token": "initial"}')
@@ -165,11 +161,11 @@ async def test_the_chat_bot_example_when_the_save_fails_and_after_a_lost_token(
         assert await bot["on_message"](aw, "/balance") == "Your login has expired: please log in again."
 
 
-async def test_the_lifecycle_example(sandbox: tuple[SandboxServer, DemoData]) -> None:
+async def test_the_lifecycle_example(sandbox: SandboxServer, seeded: DemoData) -> None:
     from aw_async import CallMethod
     from aw_async.models import PhoneChatMethod, UserBookingRequirements
 
-    server, demo = sandbox
+    server, demo = sandbox, seeded
     performer = 123456
     server.set_requirements(
         performer,
@@ -185,8 +181,8 @@ async def test_the_lifecycle_example(sandbox: tuple[SandboxServer, DemoData]) ->
     assert set(recent) <= before | {created[0].booking_id}
 
 
-async def test_the_journal_example(sandbox: tuple[SandboxServer, DemoData], tmp_path: Path) -> None:
-    server, demo = sandbox
+async def test_the_journal_example(sandbox: SandboxServer, seeded: DemoData, tmp_path: Path) -> None:
+    server, demo = sandbox, seeded
     journal = str(tmp_path / "journal.sqlite3")
     first = await example("journal")["reschedule_what_passed"](demo.token, journal, base_url=server.url)
     assert first["rescheduled"] >= 1

@@ -43,12 +43,7 @@ def format(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer() as server:
-        server.add_token(TOKEN, user_id=USER)
-        server.set_balance(USER, Decimal(1000))
-        yield server
+pytestmark = pytest.mark.sandbox(token=TOKEN, user=USER, balance=1000)
 
 
 @pytest.fixture

@@ -40,19 +40,19 @@ def format(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer() as server:
-        server.add_token(TOKEN, user_id=USER, group_members=[MEMBER])
-        server.set_balance(USER, Decimal(100))
-        server.set_requirements(
-            PERFORMER,
-            UserBookingRequirements(
-                phone_chat_ppm=Decimal("1.50"),
-                methods=(PhoneChatMethod(method=CallMethod.CALLED_BY_CANDIDATE, description="Phone"),),
-            ),
-        )
-        yield server
+def requirements(server: SandboxServer) -> None:
+    server.set_requirements(
+        PERFORMER,
+        UserBookingRequirements(
+            phone_chat_ppm=Decimal("1.50"),
+            methods=(PhoneChatMethod(method=CallMethod.CALLED_BY_CANDIDATE, description="Phone"),),
+        ),
+    )
+
+
+pytestmark = pytest.mark.sandbox(
+    token=TOKEN, user=USER, group_members=[MEMBER], balance=100, seed=requirements
+)
 
 
 @pytest.fixture

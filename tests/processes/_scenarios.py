@@ -11,7 +11,6 @@ import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Coroutine
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -79,15 +78,14 @@ class GatedSandbox(SandboxServer):
         return await super()._serve(request)
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[GatedSandbox]:
-    async with GatedSandbox() as server:
-        server.add_token(TOKEN, user_id=USER)
-        server.set_balance(USER, Decimal(1_000_000))
-        for n in range(1, BOOKINGS + 1):
-            # distinct comments: a reconciliation must be able to tell the bookings apart
-            server.add_booking(past_booking(n, credits="2", comments=f"booking {n}"), client_user_id=USER)
-        yield server
+def bookings(server: SandboxServer) -> None:
+    for n in range(1, BOOKINGS + 1):
+        # distinct comments: a reconciliation must be able to tell the bookings apart
+        server.add_booking(past_booking(n, credits="2", comments=f"booking {n}"), client_user_id=USER)
+
+
+#: The scenario modules' sandbox (tests/conftest.py's fixture, seeded so): ``pytestmark = SANDBOX``.
+SANDBOX = pytest.mark.sandbox(server=GatedSandbox, token=TOKEN, user=USER, balance=1_000_000, seed=bookings)
 
 
 def counts(sandbox: SandboxServer, ids: range) -> list[int]:

@@ -61,7 +61,7 @@ from ._scenarios import (
     web_workers,
 )
 
-sandbox = _scenarios.sandbox
+pytestmark = _scenarios.SANDBOX
 
 
 # --- the README's web example as four workers ------------------------------------------------------

@@ -13,7 +13,6 @@ import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -35,17 +34,15 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 5.0
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer() as server:
-        server.add_token(TOKEN, user_id=USER)
-        server.set_balance(USER, Decimal(100_000))
-        for n in range(1, 301):
-            # distinct comments: a reconciliation can tell the bookings apart
-            server.add_booking(past_booking(n, credits="2", comments=f"booking {n}"), client_user_id=USER)
-        for n in range(401, 421):  # twins: a weekly booking with one performer
-            server.add_booking(past_booking(n, credits="2", comments="weekly"), client_user_id=USER)
-        yield server
+def bookings(server: SandboxServer) -> None:
+    for n in range(1, 301):
+        # distinct comments: a reconciliation can tell the bookings apart
+        server.add_booking(past_booking(n, credits="2", comments=f"booking {n}"), client_user_id=USER)
+    for n in range(401, 421):  # twins: a weekly booking with one performer
+        server.add_booking(past_booking(n, credits="2", comments="weekly"), client_user_id=USER)
+
+
+pytestmark = pytest.mark.sandbox(token=TOKEN, user=USER, balance=100_000, seed=bookings)
 
 
 async def start(

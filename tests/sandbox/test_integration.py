@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -28,20 +27,19 @@ from ..scripted import past_booking
 TOKEN = "integration-token"
 USER = 42
 
-pytestmark = pytest.mark.parametrize("format", ["json", "xml"])
+
+def bookings(server: SandboxServer) -> None:
+    server.add_booking(past_booking(1, credits="8.50"), client_user_id=USER)
+    server.add_booking(past_booking(2, credits="30"), client_user_id=USER)
+    server.add_booking(
+        past_booking(3, session_date=datetime.now(UTC) + timedelta(minutes=30)), client_user_id=USER
+    )
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer() as server:
-        server.add_token(TOKEN, user_id=USER)
-        server.set_balance(USER, Decimal("20.00"))
-        server.add_booking(past_booking(1, credits="8.50"), client_user_id=USER)
-        server.add_booking(past_booking(2, credits="30"), client_user_id=USER)
-        server.add_booking(
-            past_booking(3, session_date=datetime.now(UTC) + timedelta(minutes=30)), client_user_id=USER
-        )
-        yield server
+pytestmark = [
+    pytest.mark.parametrize("format", ["json", "xml"]),
+    pytest.mark.sandbox(token=TOKEN, user=USER, balance="20.00", seed=bookings),
+]
 
 
 async def test_the_full_reschedule_flow(sandbox: SandboxServer, format: str) -> None:

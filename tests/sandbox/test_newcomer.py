@@ -9,7 +9,6 @@ import logging
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -23,12 +22,6 @@ from ..cli.test_cli import run as cli
 from ..scripted import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer() as server:
-        yield server
 
 
 # --- logging --------------------------------------------------------------------------------------

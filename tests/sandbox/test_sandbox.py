@@ -21,20 +21,18 @@ USER = 7
 LONDON = ZoneInfo("Europe/London")
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer() as server:
-        server.add_token(TOKEN, user_id=USER, group_members=[8])
-        server.add_token("balance-only", user_id=USER, scopes=["account_credits_history"])
-        server.set_balance(USER, Decimal("30.00"))
-        server.add_booking(past_booking(1, credits="8"), client_user_id=USER)
-        server.add_booking(past_booking(2, credits="99"), client_user_id=USER)
-        server.add_booking(
-            past_booking(3, session_date=datetime.now(LONDON).replace(tzinfo=None) + timedelta(hours=1)),
-            client_user_id=USER,
-        )
-        server.add_booking(past_booking(4), client_user_id=8)
-        yield server
+def seed(server: SandboxServer) -> None:
+    server.add_token("balance-only", user_id=USER, scopes=["account_credits_history"])
+    server.add_booking(past_booking(1, credits="8"), client_user_id=USER)
+    server.add_booking(past_booking(2, credits="99"), client_user_id=USER)
+    server.add_booking(
+        past_booking(3, session_date=datetime.now(LONDON).replace(tzinfo=None) + timedelta(hours=1)),
+        client_user_id=USER,
+    )
+    server.add_booking(past_booking(4), client_user_id=8)
+
+
+pytestmark = pytest.mark.sandbox(token=TOKEN, user=USER, group_members=[8], balance="30.00", seed=seed)
 
 
 @pytest.fixture

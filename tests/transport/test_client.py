@@ -7,7 +7,6 @@ import asyncio
 import gc
 import json
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from email.utils import format_datetime
@@ -44,6 +43,9 @@ DETAILS_URL = f"{SANDBOX_URL}/v1/PhoneChat/MadeBookingDetails?BookingID=2"
 BALANCE_URL = f"{SANDBOX_URL}/v1/CreditHistory/GetCurrentCreditBalance"
 RESCHEDULE_URL = f"{SANDBOX_URL}/v1/PhoneChat/RescheduleMadeBooking"
 BOOKING_BODY = fixture_bytes("made_booking.json")
+
+# The few tests here that need real sockets (sessions, their closing) run against the sandbox.
+pytestmark = pytest.mark.sandbox(token=TOKEN, user=7, balance=3)
 
 
 def client(handler: Any, clock: VirtualClock, **kwargs: Any) -> tuple[AdultWorkClient, MockTransport]:
@@ -312,14 +314,6 @@ async def test_a_closed_client_sends_nothing(clock: VirtualClock) -> None:
     with pytest.raises(ClientClosedError):
         await aw.credit_history.get_current_credit_balance()
     assert transport.requests == []
-
-
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer() as server:
-        server.add_token(TOKEN, user_id=7)
-        server.set_balance(7, Decimal(3))
-        yield server
 
 
 async def test_a_borrowed_session_is_not_closed(sandbox: SandboxServer) -> None:

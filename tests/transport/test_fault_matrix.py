@@ -9,9 +9,8 @@ unclosed session or socket.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from email.utils import format_datetime
 from typing import Any
 
@@ -107,13 +106,11 @@ CASES = {
 }
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer() as server:
-        server.add_token(TOKEN, user_id=USER)
-        server.set_balance(USER, Decimal(100))
-        server.add_booking(past_booking(1, credits="5"), client_user_id=USER)
-        yield server
+def one_booking(server: SandboxServer) -> None:
+    server.add_booking(past_booking(1, credits="5"), client_user_id=USER)
+
+
+pytestmark = pytest.mark.sandbox(token=TOKEN, user=USER, balance=100, seed=one_booking)
 
 
 def closed_port() -> int:

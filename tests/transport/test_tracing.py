@@ -8,7 +8,7 @@ the client. Spans are counted and read from an in-memory exporter.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -91,13 +91,11 @@ def instrumented(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     instrumentor.uninstrument()
 
 
-@pytest.fixture
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    async with SandboxServer() as server:
-        server.add_token(TOKEN, user_id=USER)
-        server.set_balance(USER, Decimal(4))
-        server.faults.add("server_error", status=503, retry_after=None, times=3)  # 4 tries in all
-        yield server
+def three_503s(server: SandboxServer) -> None:
+    server.faults.add("server_error", status=503, retry_after=None, times=3)  # 4 tries in all
+
+
+pytestmark = pytest.mark.sandbox(token=TOKEN, user=USER, balance=4, seed=three_503s)
 
 
 def http_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
