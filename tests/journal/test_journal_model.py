@@ -29,6 +29,7 @@ import json
 import os
 import queue
 import shutil
+import time
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -349,8 +350,11 @@ class JournalModel(RuleBasedStateMachine):
 
         async def quiet() -> None:
             resting = 0
-            for _ in range(20_000):
-                await asyncio.sleep(0.0002)  # a real wait: it lets the journal's thread have the GIL
+            for _ in range(200_000):
+                await asyncio.sleep(0)  # what is ready runs, what a thread handed back is picked up
+                # A real wait, for the journal's thread to have the GIL: time.sleep, because the event
+                # loop's own waits are whole milliseconds (epoll), and a settle comes after every step.
+                time.sleep(0.0001)  # noqa: ASYNC251
                 resting = resting + 1 if at_rest() else 0
                 if resting >= 6:
                     break
