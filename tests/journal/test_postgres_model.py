@@ -289,7 +289,8 @@ def _by_key(seen: tuple[Any, ...] | None) -> Key:
     return seen[0]  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("owners", [1, 2])
+# Two owners, a second example set at the default budget, costs as much again: it runs under -m slow.
+@pytest.mark.parametrize("owners", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_a_postgres_journal_answers_as_the_memory_journal_does(postgres_dsn: str, owners: int) -> None:
     _run(postgres_dsn, owners, max_examples=20)
 

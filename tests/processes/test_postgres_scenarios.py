@@ -16,6 +16,12 @@ every reschedule counted where it happens, on the sandbox.
 The settle window (30 s + the client's timeout + 60 s) is never waited out: the database's clock
 measures an attempt's age, so a test that needs the window passed moves the attempt's start back
 in the database (:func:`age_past_its_window`).
+
+Every scenario starts worker processes (a Python each, seconds of a small machine's time), so the
+default run keeps one representative (a worker killed after its POST was processed, the next one
+reconciling) and the others run under ``-m slow`` (in .ci/run). The journal's rules on PostgreSQL
+run in-process by default (tests/journal/test_postgres_model.py, test_postgres_journal.py,
+test_postgres_faults.py).
 """
 
 from __future__ import annotations
@@ -67,6 +73,7 @@ pytestmark = _scenarios.SANDBOX
 # --- the README's web example as four workers ------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "bookings", [pytest.param(6, id="6-bookings"), pytest.param(60, id="60-bookings", marks=pytest.mark.slow)]
 )
@@ -96,6 +103,7 @@ async def test_four_web_workers_reschedule_each_booking_once_under_eight_concurr
         assert {host_of(row["owner"]) for row in rows} <= {w.host for w in workers}
 
 
+@pytest.mark.slow
 async def test_each_worker_runs_on_a_host_of_its_own(
     sandbox: GatedSandbox, postgres_dsn: str, tmp_path: Path
 ) -> None:
@@ -143,6 +151,7 @@ async def test_a_worker_killed_after_its_post_was_processed_is_reconciled_by_the
     )
 
 
+@pytest.mark.slow
 async def test_a_post_processed_after_its_worker_was_killed_is_never_sent_again(
     sandbox: GatedSandbox, postgres_dsn: str, tmp_path: Path
 ) -> None:
@@ -168,6 +177,7 @@ async def test_a_post_processed_after_its_worker_was_killed_is_never_sent_again(
     assert posts(sandbox) == 1
 
 
+@pytest.mark.slow
 async def test_a_worker_killed_between_its_claim_and_its_post_is_sent_once_after_the_settle_window(
     sandbox: GatedSandbox, postgres_dsn: str, tmp_path: Path
 ) -> None:
@@ -202,6 +212,7 @@ async def test_a_worker_killed_between_its_claim_and_its_post_is_sent_once_after
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("client_timeout", "stopped_for"),
     [
@@ -255,6 +266,7 @@ async def test_a_stopped_worker_keeps_its_claim_and_reschedules_once_after_sigco
         assert done["started_at"] > held["started_at"]
 
 
+@pytest.mark.slow
 async def test_a_live_owner_elsewhere_is_waited_for_the_whole_timeout_then_in_flight_elsewhere(
     sandbox: GatedSandbox, postgres_dsn: str, clock: VirtualClock
 ) -> None:
@@ -277,6 +289,7 @@ async def test_a_live_owner_elsewhere_is_waited_for_the_whole_timeout_then_in_fl
 # --- the database restarted under the web workers ---------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_web_worker_whose_database_restarts_under_a_click_sends_nothing_for_it_then_sends_once(
     sandbox: GatedSandbox, postgres_server: PostgresServer, postgres_dsn: str, tmp_path: Path
 ) -> None:
@@ -302,6 +315,7 @@ async def test_a_web_worker_whose_database_restarts_under_a_click_sends_nothing_
     assert posts(sandbox) == 1
 
 
+@pytest.mark.slow
 async def test_a_web_worker_whose_database_is_down_answers_503_and_sends_nothing(
     sandbox: GatedSandbox, postgres_server: PostgresServer, postgres_dsn: str, tmp_path: Path
 ) -> None:
@@ -320,6 +334,7 @@ async def test_a_web_worker_whose_database_is_down_answers_503_and_sends_nothing
 # --- batches ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "count", [pytest.param(200, id="200-ids"), pytest.param(2000, id="2000-ids", marks=pytest.mark.slow)]
 )
@@ -339,6 +354,7 @@ async def test_two_batches_on_two_hosts_over_the_same_ids_reschedule_each_bookin
         assert {host_of(row["owner"]) for row in rows} <= {"batch-a", "batch-b"}
 
 
+@pytest.mark.slow
 async def test_a_database_restarted_mid_batch_sends_nothing_twice_and_later_runs_finish_it(
     sandbox: GatedSandbox, postgres_server: PostgresServer, postgres_dsn: str, tmp_path: Path
 ) -> None:
@@ -376,6 +392,7 @@ async def test_a_database_restarted_mid_batch_sends_nothing_twice_and_later_runs
     assert {row["state"] for row in rows} == {"rescheduled"}
 
 
+@pytest.mark.slow
 async def test_outcomes_the_database_could_not_record_are_reconciled_by_the_next_batch_never_sent_again(
     sandbox: GatedSandbox, postgres_server: PostgresServer, postgres_dsn: str, tmp_path: Path
 ) -> None:

@@ -2,7 +2,11 @@
 the sandbox counting what it actually did.
 
 A settle window (minutes) is not waited out in real time: :func:`let_time_pass` moves the stored
-start of the journal's attempts back on the host's clock, which is what waiting does."""
+start of the journal's attempts back on the host's clock, which is what waiting does.
+
+Each test starts Python processes, so the default run keeps one representative of each kind (two
+processes sharing a journal; a batch interrupted by a signal) and the rest run under ``-m slow``
+(in .ci/run); the journal's own rules across owners run in-process in tests/journal/."""
 
 from __future__ import annotations
 
@@ -114,6 +118,7 @@ async def test_two_processes_sharing_a_journal_reschedule_each_booking_once(
     assert len(done) + len(refused) == 200, every  # each booking: done by one, refused by the other
 
 
+@pytest.mark.slow
 async def test_two_processes_reconciling_one_unknown_booking_send_it_once(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -134,6 +139,7 @@ async def test_two_processes_reconciling_one_unknown_booking_send_it_once(
         assert sandbox.reschedule_count(booking_id) == 1, [out.decode() for out, _ in results]
 
 
+@pytest.mark.slow
 async def test_a_batch_killed_with_sigkill_and_run_again_reschedules_each_booking_once(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -168,6 +174,7 @@ async def test_a_batch_killed_with_sigkill_and_run_again_reschedules_each_bookin
     assert {e.new_booking_id for e in entries} == {sandbox.rescheduled(n)[0] for n in ids}
 
 
+@pytest.mark.slow
 async def test_twins_killed_mid_batch_are_never_sent_twice_and_what_counting_cannot_settle_is_asked(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -194,6 +201,7 @@ async def test_twins_killed_mid_batch_are_never_sent_twice_and_what_counting_can
     assert counts(sandbox, ids) == [1] * 20
 
 
+@pytest.mark.slow
 async def test_an_owner_stopped_with_sigstop_keeps_its_claim_and_sends_once_when_continued(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -224,6 +232,7 @@ def _no_unshare() -> str | None:
     return None
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_no_unshare() is not None, reason=str(_no_unshare()))
 async def test_a_worker_in_its_own_pid_namespace_and_one_outside_reschedule_each_booking_once(
     sandbox: SandboxServer, tmp_path: Path
@@ -248,6 +257,7 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@pytest.mark.slow
 async def test_the_readme_web_example_as_four_workers_reschedules_each_booking_once(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
@@ -281,6 +291,7 @@ async def test_the_readme_web_example_as_four_workers_reschedules_each_booking_o
             await process.wait()
 
 
+@pytest.mark.slow
 async def test_the_same_command_against_two_servers_reschedules_on_each(tmp_path: Path) -> None:
     # Finding 11: one CLI journal, two servers with the same booking ids.
     env = {"XDG_STATE_HOME": str(tmp_path / "state")}
@@ -296,7 +307,10 @@ async def test_the_same_command_against_two_servers_reschedules_on_each(tmp_path
         assert (one.reschedule_count(101), other.reschedule_count(101)) == (1, 1)
 
 
-@pytest.mark.parametrize(("sent", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+@pytest.mark.parametrize(
+    ("sent", "code"),
+    [(signal.SIGINT, 130), pytest.param(signal.SIGTERM, 143, marks=pytest.mark.slow)],
+)
 async def test_the_cli_interrupted_reports_everything_it_started(
     sandbox: SandboxServer, tmp_path: Path, sent: signal.Signals, code: int
 ) -> None:
