@@ -19,6 +19,8 @@ from aw_async._clock import SystemClock
 from aw_async.sandbox import SandboxServer
 from aw_async.testing import VirtualClock
 
+from . import children
+
 FIXTURES = Path(__file__).parent / "fixtures"
 
 # No deadline: these machines are shared and noisy, and a wall-clock limit would make tests flaky.
@@ -98,6 +100,23 @@ async def sandbox(request: pytest.FixtureRequest) -> AsyncIterator[SandboxServer
 def seeded(request: pytest.FixtureRequest, sandbox: SandboxServer) -> object:
     """What the ``sandbox`` marker's ``seed`` returned (``seed_demo``'s DemoData, say)."""
     return request.node.stash[SEEDED]
+
+
+# --- no process outlives its test ------------------------------------------------------------------
+# A test that starts a process must end it, in a finally or a fixture, failing or not: a child left
+# running holds ports, journals and CPU for the rest of the run. Only after a test that started one is
+# /proc scanned (tests/children.py).
+children.watch()
+_WATCH = children.Watch()
+
+
+@pytest.fixture(autouse=True)
+def _no_child_left_running() -> Iterator[None]:
+    _WATCH.before_test()
+    yield
+    if left := _WATCH.after_test():
+        listed = "; ".join(f"{pid}: {command}" for pid, command in sorted(left.items()))
+        pytest.fail(f"the test left {len(left)} child process(es) running (now killed): {listed}")
 
 
 @pytest.fixture(autouse=True)

@@ -24,25 +24,6 @@ from .cli_support import Cli, ServedSandbox, run_process
 _HOUR = timedelta(hours=1)
 
 
-async def run(
-    *args: str, env: dict[str, str] | None = None, stderr: int | None = None
-) -> tuple[int, str, str]:
-    """``python -m aw_async ARGS`` in a process of its own, while the calling loop keeps serving
-    (tests/sandbox/test_newcomer.py runs the command line this way)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aw_async",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=stderr if stderr is not None else asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode is not None
-    return process.returncode, out.decode(), (err or b"").decode()
-
-
 # --- demo and sandbox --------------------------------------------------------------------------------
 
 

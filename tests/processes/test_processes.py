@@ -17,6 +17,7 @@ import signal
 import socket
 import sqlite3
 import sys
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -49,10 +50,25 @@ def bookings(server: SandboxServer) -> None:
 pytestmark = pytest.mark.sandbox(token=TOKEN, user=USER, balance=100_000, seed=bookings)
 
 
+_started: list[asyncio.subprocess.Process] = []
+
+
+@pytest.fixture(autouse=True)
+async def _end_every_process() -> AsyncIterator[None]:
+    """Every process a test started is killed when the test ends, failing or not (one it ended
+    itself is left as it is)."""
+    yield
+    while _started:
+        process = _started.pop()
+        if process.returncode is None:
+            process.kill()  # SIGSTOPped too: SIGKILL needs no SIGCONT
+            await process.wait()
+
+
 async def start(
     *args: str, env: dict[str, str] | None = None, prefix: tuple[str, ...] = ()
 ) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+    process = await asyncio.create_subprocess_exec(
         *prefix,
         sys.executable,
         *args,
@@ -61,6 +77,8 @@ async def start(
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "AW_ACCESS_TOKEN": TOKEN, **(env or {})},
     )
+    _started.append(process)
+    return process
 
 
 def worker(sandbox: SandboxServer, journal: Path, ids: range | list[int], concurrency: int = 8) -> list[str]:

@@ -429,7 +429,12 @@ async def test_the_cli_reports_a_reschedule_whose_answer_holds_a_lone_surrogate(
         process = await asyncio.create_subprocess_exec(
             *command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
-        stdout, stderr = await process.communicate()
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
     assert process.returncode == 0, stderr.decode()
     assert b"4001" in stdout
     assert len(sandbox.rescheduled(4)) == 1
