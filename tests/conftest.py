@@ -28,6 +28,35 @@ settings.register_profile("default", deadline=None, suppress_health_check=[Healt
 settings.register_profile("ci", deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")
 
+# --- property tests: a quick budget by default, the full one under -m slow ---------------------------
+# A @given test that keeps hypothesis's default budget runs twice over: [quick], QUICK_EXAMPLES
+# examples, in the default run (a maintainer's, often), and [full], the default budget, under -m slow
+# (.ci/run). Tests that chose a budget of their own, and tests marked slow already, run as they are.
+QUICK_EXAMPLES = 20
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    test = metafunc.function
+    if not getattr(test, "is_hypothesis_test", False) or metafunc.definition.get_closest_marker("slow"):
+        return
+    if test._hypothesis_internal_use_settings.max_examples != settings.default.max_examples:
+        return  # a budget of its own
+    budgets = [
+        pytest.param(QUICK_EXAMPLES, id="quick"),
+        pytest.param(None, id="full", marks=pytest.mark.slow),
+    ]
+    metafunc.parametrize("_examples", budgets, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def _examples(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A property test's budget, when it runs twice over (see above)."""
+    budget = getattr(request, "param", None)
+    if budget is not None:
+        test = request.function
+        chosen = settings(test._hypothesis_internal_use_settings, max_examples=budget)
+        monkeypatch.setattr(test, "_hypothesis_internal_use_settings", chosen)
+
 
 def fixture_bytes(name: str) -> bytes:
     """The bytes of a recorded body in tests/fixtures/."""
