@@ -240,13 +240,14 @@ def test_a_bad_file_of_ids_is_a_usage_error(cli: Cli, tmp_path: Path) -> None:
 # --- in a process of its own -------------------------------------------------------------------------
 
 
-def test_python_dash_m_runs_a_batch_and_exits_with_its_outcome(sandbox: ServedSandbox) -> None:
+def test_python_dash_m_runs_a_batch_and_exits_with_its_outcome(cli: Cli, sandbox: ServedSandbox) -> None:
+    # One run in a process of its own: its exit status is the batch's. (Each code in-process: below.)
     failed = run_process("reschedule", "101", str(sandbox.demo.upcoming), *sandbox.at())
     assert failed.code == 1, failed.err
     assert failed.lines[-1] == "2 bookings: 1 rescheduled, 1 failed (1 SessionNotPassedError)"
-    done = run_process("reschedule", "101", *sandbox.at())
+    done = cli("reschedule", "101", *sandbox.at())
     assert (done.code, done.lines[-1]) == (0, "1 booking: 0 rescheduled, 1 already rescheduled, 0 failed")
-    assert run_process("reschedule", "--token", "t").code == 2
+    assert cli("reschedule", "--token", "t").code == 2
 
 
 def test_json_is_valid_on_a_latin_1_stdout(sandbox: ServedSandbox) -> None:

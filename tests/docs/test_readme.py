@@ -124,6 +124,13 @@ def test_the_pytest_example_runs_in_a_fresh_project_in_strict_mode(tmp_path: Pat
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
+
+
+# A second pytest in a process of its own costs seconds: the default run checks the same in-process
+# (tests/sandbox/test_testing.py), this one runs under -m slow.
+@pytest.mark.slow
+def test_the_pytest_example_without_pytest_asyncio_says_what_to_install(tmp_path: Path) -> None:
+    (tmp_path / "test_mine.py").write_text(example_source("pytest"))
     without = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:asyncio"],
         cwd=tmp_path,

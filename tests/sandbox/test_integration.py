@@ -109,19 +109,28 @@ async def test_a_5xx_html_page_and_a_lost_answer(sandbox: SandboxServer, format:
     assert len(sandbox.rescheduled(2)) == 1  # the second one did happen: hence "outcome unknown"
 
 
+async def test_a_batch_of_two_hundred_at_concurrency_fifty(format: str) -> None:
+    await a_batch_at_concurrency_fifty(format, 200)
+
+
+@pytest.mark.slow  # seconds in each format: two hundred, above, in the default run
 async def test_a_batch_of_a_thousand_at_concurrency_fifty(format: str) -> None:
+    await a_batch_at_concurrency_fifty(format, 1000)
+
+
+async def a_batch_at_concurrency_fifty(format: str, count: int) -> None:
     async with SandboxServer() as sandbox:
         sandbox.add_token(TOKEN, user_id=USER)
-        for booking_id in range(1, 1001):
+        for booking_id in range(1, count + 1):
             sandbox.add_booking(past_booking(booking_id, credits="1.25"), client_user_id=USER)
-        # Enough for 990 of them: the last ten must be refused locally, with no POST.
-        sandbox.set_balance(USER, Decimal("1237.50"))
+        # Enough for all but ten of them: the last ten must be refused locally, with no POST.
+        sandbox.set_balance(USER, Decimal("1.25") * (count - 10))
         async with AdultWorkClient(TOKEN, base_url=sandbox.url, format=format) as aw:
-            outcomes = await aw.phonechat.reschedule_made_bookings(range(1, 1001), concurrency=50)
-        assert [o.booking_id for o in outcomes] == list(range(1, 1001))
+            outcomes = await aw.phonechat.reschedule_made_bookings(range(1, count + 1), concurrency=50)
+        assert [o.booking_id for o in outcomes] == list(range(1, count + 1))
         done = [o for o in outcomes if o.ok]
         refused = [o for o in outcomes if not o.ok]
-        assert len(done) == 990
+        assert len(done) == count - 10
         assert all(isinstance(o.error, InsufficientCreditsError) for o in refused)
         assert sandbox.get_balance(USER) == Decimal("0.00")
         assert all(len(sandbox.rescheduled(o.booking_id)) == 1 for o in done)
@@ -129,8 +138,8 @@ async def test_a_batch_of_a_thousand_at_concurrency_fifty(format: str) -> None:
         assert {o.booking.booking_id for o in done if o.booking} == {
             sandbox.rescheduled(o.booking_id)[0] for o in done
         }
-        assert len(sandbox.requests) <= 2 * 1000 + 1
-        assert len([r for r in sandbox.requests if r.method == "POST"]) == 990
+        assert len(sandbox.requests) <= 2 * count + 1
+        assert len([r for r in sandbox.requests if r.method == "POST"]) == count - 10
 
 
 async def test_the_pytest_plugin_fixtures(

@@ -7,12 +7,14 @@ import asyncio
 import subprocess
 import sys
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
 from aw_async import AdultWorkClient
 from aw_async.errors import OutcomeUnknownError, TransportError
 from aw_async.testing import ExchangeError, MockTransport, Request, Response, SendFailure, VirtualClock
+from aw_async.testing.pytest_plugin import pytest_configure
 
 from ..answers import answer
 
@@ -80,3 +82,15 @@ async def test_a_cancelled_sleeper_does_not_hold_the_clock() -> None:
     doomed.cancel()
     await clock.sleep(1.0)
     assert clock.now() == 1.0
+
+
+def test_without_pytest_asyncio_the_plugins_fixtures_say_what_to_install() -> None:
+    # In-process: the plugin as pytest configures it with pytest-asyncio absent or disabled. (A real
+    # pytest without it, on the README's example: tests/docs/test_readme.py, under -m slow.)
+    registered: list[object] = []
+    manager = SimpleNamespace(has_plugin=lambda name: False, register=lambda p, name: registered.append(p))
+    pytest_configure(SimpleNamespace(pluginmanager=manager))  # type: ignore[arg-type]
+    (fixtures,) = registered
+    for name in ("aw_sandbox", "aw_client"):
+        with pytest.raises(pytest.fail.Exception, match="need pytest-asyncio: pip install pytest-asyncio"):
+            getattr(type(fixtures), name).__wrapped__(fixtures)

@@ -14,6 +14,8 @@ from aiohttp import web
 from aw_async import AdultWorkClient, RefreshingToken
 from aw_async.errors import TransportError
 
+from ..cli.cli_support import Cli
+
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
@@ -95,13 +97,7 @@ def test_the_token_endpoint_is_held_to_the_same_rule() -> None:
     AdultWorkClient(token, base_url="https://api.adultwork.com", allow_insecure_http=True)
 
 
-def test_the_cli_refuses_too() -> None:
-    import sys
-
-    done = subprocess.run(
-        [sys.executable, "-m", "aw_async", "balance", "--token", "t", "--base-url", "http://api.example.com"],
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 2
-    assert "in clear" in done.stderr
+def test_the_cli_refuses_too(capsys: pytest.CaptureFixture[str]) -> None:
+    done = Cli(capsys)("balance", "--token", "t", "--base-url", "http://api.example.com")
+    assert done.code == 2
+    assert "in clear" in done.err
