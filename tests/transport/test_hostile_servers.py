@@ -414,7 +414,8 @@ async def test_a_token_that_lives_twenty_seconds_is_not_refreshed_on_every_call(
 # --- 11. the command line shows a reschedule that happened ----------------------------------------
 
 
-@pytest.mark.parametrize("json_output", [False, True])
+# A real process each (its stdout's encoding is the point): the JSON-lines one runs under -m slow.
+@pytest.mark.parametrize("json_output", [False, pytest.param(True, marks=pytest.mark.slow)])
 async def test_the_cli_reports_a_reschedule_whose_answer_holds_a_lone_surrogate(json_output: bool) -> None:
     async with SandboxServer() as sandbox:
         sandbox.add_token(ACCESS, user_id=USER)
