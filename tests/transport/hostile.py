@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import struct
+import zlib
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
@@ -89,3 +91,24 @@ def response(
     items.append(("Connection", "close"))
     head = b"\r\n".join([status_line, *(f"{n}: {v}".encode("latin-1", "replace") for n, v in items)])
     return head + b"\r\n\r\n" + body
+
+
+def compression_bomb(encoding: str, mebibytes: int) -> bytes:
+    """``mebibytes`` MiB of ``0`` digits, compressed (``gzip`` or ``deflate``, zlib's format) to a few
+    hundred KiB, in a quarter of a second instead of the seconds compressing them takes: one
+    mebibyte is compressed, and repeated. After a full flush a block is byte-aligned and refers to
+    nothing before it, so each repetition's bytes are the same; the trailer's checksum and length
+    are those of the whole."""
+    chunk = b"0" * 2**20
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
+    first = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
+    again = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
+    end = compressor.flush()[: -8 if encoding == "gzip" else -4]  # the last block, less the trailer
+    crc, adler = 0, 1
+    for _ in range(mebibytes):
+        crc, adler = zlib.crc32(chunk, crc), zlib.adler32(chunk, adler)
+    if encoding == "gzip":
+        trailer = struct.pack("<II", crc, mebibytes * 2**20 % 2**32)
+    else:
+        trailer = struct.pack(">I", adler)
+    return first + again * (mebibytes - 1) + end + trailer

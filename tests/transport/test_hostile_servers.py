@@ -39,7 +39,7 @@ from aw_async.errors import (
 from aw_async.sandbox import SandboxServer
 
 from ..scripted import past_booking
-from .hostile import HostileServer, Received, response
+from .hostile import HostileServer, Received, compression_bomb, response
 from .test_secrets import texts_of
 
 ACCESS = "ACCESS-TOKEN-SECRET-3b1f"
@@ -197,9 +197,7 @@ async def test_a_cookie_set_for_one_user_is_never_sent_with_anothers_request() -
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
 async def test_a_compressed_body_is_limited_after_decompression_while_it_is_read(encoding: str) -> None:
-    inflated = b"0" * (256 * 1024 * 1024)  # 256 MiB of digits: a JSON number, if it were let through
-    bomb = gzip.compress(inflated, 9) if encoding == "gzip" else zlib.compress(inflated, 9)
-    del inflated
+    bomb = compression_bomb(encoding, 256)  # 256 MiB of digits: a JSON number, if it were let through
     assert len(bomb) < 1024 * 1024  # under a mebibyte on the wire
     answer = response(headers={"Content-Type": "application/json", "Content-Encoding": encoding}, body=bomb)
     async with HostileServer(answer) as server, AdultWorkClient(ACCESS, base_url=server.url) as aw:
@@ -211,6 +209,13 @@ async def test_a_compressed_body_is_limited_after_decompression_while_it_is_read
         finally:
             tracemalloc.stop()
     assert peak < 64 * 1024 * 1024  # the limit is 10 MiB; nothing near 256 MiB was ever held
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_the_compression_bomb_is_a_valid_stream_of_its_size(encoding: str) -> None:
+    bomb = compression_bomb(encoding, 3)
+    inflated = gzip.decompress(bomb) if encoding == "gzip" else zlib.decompress(bomb)
+    assert inflated == b"0" * (3 * 1024 * 1024)
 
 
 async def test_a_compressed_body_within_the_limit_is_read() -> None:
