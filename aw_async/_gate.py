@@ -140,6 +140,15 @@ class Gate:
             opens_at = self.opens_at
             now = self.clock.now()
             if now >= opens_at:
+                behind = opens_at + self.release_window - now
+                if len(self._queue) > 1 and behind > 0:
+                    # The waiters of this opening are still going through, each in its slot: a
+                    # newcomer goes after them, at the window's end, not ahead of them.
+                    await self.clock.sleep(behind)
+                    waited += behind
+                    if self.opens_at <= opens_at:
+                        break
+                    continue  # closed again meanwhile: wait for that opening, in place
                 self.opens_at = 0.0  # open: the next request pays one attribute read again
                 break
             pause = opens_at - now

@@ -175,6 +175,24 @@ async def test_waiters_go_in_the_order_they_came_and_keep_their_place_when_the_g
     assert not gate._queue
 
 
+async def test_a_request_that_comes_while_the_waiters_go_through_goes_after_them() -> None:
+    clock = VirtualClock()
+    gate = Gate(clock, rng=random.Random(1))
+    gate.close(2.0)
+    went: list[tuple[str, float]] = []
+
+    async def request(name: str) -> None:
+        await gate.wait()
+        went.append((name, clock.now()))
+
+    waiters = [asyncio.ensure_future(request(f"waiter {n}")) for n in range(5)]
+    await clock.sleep(2.05)  # just after the opening: the first went, the others wait for their slot
+    await request("newcomer")
+    await asyncio.gather(*waiters)
+    assert [name for name, _ in went] == [*(f"waiter {n}" for n in range(5)), "newcomer"]
+    assert went[-1][1] == pytest.approx(2.0 + RELEASE_WINDOW)  # at the window's end
+
+
 class EarlyClock(VirtualClock):
     """Wakes a sleeper a millisecond early, as an event loop may within its clock's resolution."""
 
