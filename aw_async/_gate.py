@@ -6,8 +6,9 @@ every request of that account waits there, whichever client of the process sends
 opens, its waiters go through spread over :data:`RELEASE_WINDOW`, never all at once: released
 together they would make the next 429 at once, and a batch would stall. They go in the order they
 came (the oldest at the opening time, each other in its own slot of the window, at a random moment
-in it), and a waiter keeps its place when the gate closes again before its moment: drawn afresh at
-every closure, an unlucky request could wait past its POST's deadline while later ones went through.
+in it; a request that comes while they go through goes after them, at the window's end), and a
+waiter keeps its place when the gate closes again before its moment: drawn afresh at every closure,
+an unlucky request could wait past its POST's deadline while later ones went through.
 
 The account is the API root plus the token's identity: the value of a fixed token (kept only as a
 keyed hash, so no key can show a token in a repr or a log), or the :class:`RefreshingToken` object
