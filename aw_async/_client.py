@@ -118,7 +118,8 @@ class AdultWorkClient:
         max_rate: pace this client's requests to this many a second (with a burst of a second's
             worth, at most 10). Whatever it is, a 429 (or a 503 with ``Retry-After``) closes the
             account's gate, shared by the clients of the process with the same token and base URL:
-            their requests wait until it opens.
+            their requests wait until it opens. Without it, the gate learns a pace from the 429s
+            of a busy account (docs/design.md, "Retries, the gate, the pace").
         trace_configs: aiohttp trace configs for the session the client creates (a borrowed
             session's own apply to it). No secret reaches them: see :mod:`aw_async._exchange`.
         allow_insecure_http: allow a plain ``http://`` base URL (or token URL) to a host other than

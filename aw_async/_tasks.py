@@ -67,7 +67,7 @@ class SingleFlight(Generic[K]):
     async def run(self, key: K, work: Callable[[], Awaitable[T]], *, detached: bool = True) -> T:
         """Run ``work`` for ``key`` unless a flight for it is under way; then wait for that one."""
         while (flight := self._flights.get(key)) is not None:
-            outcome = await self._wait_for(flight)
+            outcome = await self._wait_for(flight, joined=True)
             if outcome is not _RUN_AGAIN:
                 return outcome  # type: ignore[no-any-return]
         if detached:
@@ -88,7 +88,7 @@ class SingleFlight(Generic[K]):
         return result
 
     @staticmethod
-    async def _wait_for(flight: _Flight) -> Any:
+    async def _wait_for(flight: _Flight, *, joined: bool = False) -> Any:
         if flight.landed is None:
             flight.landed = asyncio.get_running_loop().create_future()
         landed = flight.landed
@@ -103,6 +103,10 @@ class SingleFlight(Generic[K]):
             raise
         finally:
             flight.waiters -= 1
+        if joined and landed.cancelled():
+            # Cancelled with its last caller while this one was joining it: this caller was not
+            # cancelled, so it runs the work itself rather than inherit someone else's cancellation.
+            return _RUN_AGAIN
         return landed.result()
 
     def _land(self, key: K, flight: _Flight, result: Any = None, error: BaseException | None = None) -> None:

@@ -18,7 +18,8 @@ Invariants:
   after a 429, a 5xx, a timeout or a lost connection.
 - A request to the API root waits at the account's gate before each try; a 429 (or a 503 with
   ``Retry-After``) to one closes that gate for the time named, whether or not this request is
-  tried again (a POST's 429 is returned at once, and the gate holds back the rest).
+  tried again (a POST's 429 is returned at once, and the gate holds back the rest). From the
+  account's first 429 on, its requests also keep to the pace the gate learns from its 429s.
 - ``asyncio.CancelledError`` is never caught.
 - No secret reaches a message or a chain: URLs are shown redacted, and an exchange chains only a
   redacted stand-in of a third-party exception.
@@ -137,7 +138,7 @@ class Transport:
         gate = self.gate if self.gate is not None and request.url.startswith(self._gate_root) else None
         retry = 0
         while True:
-            if (gate is not None and gate.opens_at) or self.pacer is not None:
+            if (gate is not None and (gate.opens_at or gate.pace.rate is not None)) or self.pacer is not None:
                 await self._wait_for_turn(gate)
             if request.not_after is not None and self.clock.now() > request.not_after:
                 raise TransportError(  # its attempt's time to leave is over: it never left
@@ -171,6 +172,8 @@ class Transport:
                 del failed
             else:
                 status = response.status
+                if gate is not None and gate.pace.rate is None and status != 429:
+                    gate.pace.answered()  # for the pace's first estimate, should a 429 come
                 if 200 <= status < 300 and not log.isEnabledFor(logging.DEBUG):
                     return response  # the common case: nothing to log, nothing to retry
                 if log.isEnabledFor(logging.DEBUG):  # display_url is not free: build it only if shown
@@ -208,13 +211,18 @@ class Transport:
             retry += 1
 
     async def _wait_for_turn(self, gate: Gate | None) -> None:
-        """Wait at the gate, then for a slot of the pace; at the gate again if it closed meanwhile."""
+        """Wait at the gate, then for a slot of the account's learnt pace and of the client's own;
+        at the gate again if it closed meanwhile."""
         while True:
-            if gate is not None and gate.opens_at:
-                await gate.wait()
-            if self.pacer is None or not await self.pacer.take():
-                return
-            if gate is None or not gate.is_closed():
+            waited = False
+            if gate is not None:
+                if gate.opens_at:
+                    await gate.wait()
+                if gate.pace.rate is not None:
+                    waited = await gate.pace.take()
+            if self.pacer is not None:
+                waited = await self.pacer.take() or waited
+            if not waited or gate is None or not gate.is_closed():
                 return
 
     def _close_gate(self, gate: Gate, status: int, retry_after: float | None, retry: int) -> bool:

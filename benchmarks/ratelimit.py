@@ -1,12 +1,13 @@
 """A batch under the vendor's limit: reschedules against a sandbox that throttles each token.
 
     python -m benchmarks.ratelimit [--bookings 2000] [--rate 50] [--burst 20] [--concurrency 50]
-                                   [--max-rate R | --no-max-rate]
+                                   [--max-rate R]
 
 The sandbox (in this process, on loopback) answers each token's requests beyond ``--rate`` a second
 (after a burst of ``--burst``) with a 429 and a whole-second ``Retry-After``, as ASP.NET Web API
-throttles do. The client runs ``reschedule_made_bookings`` with checks on, paced by ``max_rate``
-(the sandbox's rate unless told otherwise), with the account's gate closing on every 429.
+throttles do. The client runs ``reschedule_made_bookings`` with checks on. By default it is told no
+rate (the vendor documents none): the account's gate closes on every 429 and learns a pace from
+them. ``--max-rate`` paces the client at a known rate as well.
 
 Printed: bookings rescheduled (counted on the sandbox: exactly once each is the target), failed,
 429 answers as a share of requests (target: at most 5 %), and the wall time against the ideal, the
@@ -69,7 +70,7 @@ async def run(
 
 
 def print_figures(figures: dict[str, Any], rate: float, burst: int, concurrency: int) -> None:
-    pace = f"max_rate={figures['max_rate']:g}" if figures["max_rate"] else "no max_rate"
+    pace = f"max_rate={figures['max_rate']:g}" if figures["max_rate"] else "no max_rate (the pace is learnt)"
     print(
         f"{figures['bookings']} reschedules, checks on, concurrency {concurrency}, sandbox limited to "
         f"{rate:g}/s (burst {burst}), {pace}"
@@ -102,12 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="the sandbox's limit, requests a second")
     parser.add_argument("--burst", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=50)
-    pace = parser.add_mutually_exclusive_group()
-    pace.add_argument("--max-rate", type=float, help="the client's pace (default: the sandbox's rate)")
-    pace.add_argument("--no-max-rate", action="store_true", help="the gate alone, no pace")
+    parser.add_argument("--max-rate", type=float, help="the client's own pace (default: none, learnt)")
     args = parser.parse_args(argv)
-    max_rate = None if args.no_max_rate else (args.max_rate or args.rate)
-    figures = asyncio.run(run(args.bookings, args.rate, args.burst, args.concurrency, max_rate))
+    figures = asyncio.run(run(args.bookings, args.rate, args.burst, args.concurrency, args.max_rate))
     print_figures(figures, args.rate, args.burst, args.concurrency)
     met = (
         figures["rescheduled_once"] == figures["bookings"]

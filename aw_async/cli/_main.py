@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-rate",
         type=float,
         metavar="R",
-        help="at most R requests a second (the vendor documents no limit)",
+        help="at most R requests a second (the vendor documents no limit; without R, a pace is learnt)",
     )
     rescheduling.add_argument(
         "--no-check", action="store_true", help="skip the prerequisite checks (POST only)"

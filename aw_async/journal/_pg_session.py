@@ -242,7 +242,17 @@ class Session:
         self.claiming[work.key] += 1
         self._claims.append(work)
         self._kick()
-        return await work.future
+        try:
+            return await work.future
+        except asyncio.CancelledError:
+            # Cancelled in the turn its claim landed (a timeout, a sibling's failure): the grant is
+            # in the future, and nobody will act on it. Nothing was sent: give it back.
+            future = work.future
+            if future.done() and not future.cancelled() and future.exception() is None:
+                claim = future.result()
+                if claim.granted and claim.entry is not None:
+                    self.queue_outcome(OutcomeWork(claim.entry, AttemptState.REFUSED, None, None, None))
+            raise
 
     def queue_outcome(self, work: OutcomeWork) -> None:
         """Queue an outcome; the attempt stops being live now (anything this process asks next

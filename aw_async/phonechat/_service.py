@@ -14,9 +14,10 @@ crashes and re-runs there are.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal
+from typing import TypeVar
 
 from .._caller import Caller
 from .._clock import SYSTEM_CLOCK, Clock
@@ -60,6 +61,8 @@ from ._reconciler import Reconciler
 
 __all__ = ["PASSED_STATUSES", "PhoneChatService"]
 
+T = TypeVar("T")
+
 #: The statuses ``passed_bookings`` looks at unless told otherwise.
 PASSED_STATUSES = (BookingStatus.PENDING, BookingStatus.ACCEPTED, BookingStatus.CONFIRMED)
 
@@ -92,9 +95,12 @@ class PhoneChatService:
     ) -> None:
         self._api = api
         self._credit_history = credit_history
-        # Concurrent reschedules share one balance read: each would read the same balance anyway
-        # (none has spent yet), and the read costs more than the POST.
-        self._balance_reads: SingleFlight[None] = SingleFlight()
+        # Concurrent reschedules share one balance read: each would read the same balance anyway,
+        # and the read costs more than the POST. Shared only between callers that began after the
+        # same POST landed (the key counts them): a read begun before a POST spent credits must not
+        # clear a caller that came after it.
+        self._balance_reads: SingleFlight[int] = SingleFlight()
+        self._posts_landed = 0
         self.server_timezone = server_timezone
         self.journal = journal
         #: The client's normalised ``base_url``: the journal's keys are per API root.
@@ -249,7 +255,7 @@ class PhoneChatService:
         if check_preconditions:
             requirements = await self.get_user_booking_requirements(book_user_id)
             check_offer(book_user_id, credits, duration, requirements.phone_chat_ppm)
-        return await self._api.call(CREATE_BOOKING, request)
+        return await self._spend(self._api.call(CREATE_BOOKING, request))
 
     async def cancel_made_booking(
         self, booking_id: int, reason: str, *, check_preconditions: bool = True
@@ -273,7 +279,7 @@ class PhoneChatService:
             booking = await self.made_booking_details(booking_id)
             check_cancellable(booking, datetime.now(UTC), self.server_timezone)
         request = CancelMadeBookingRequest(booking_id=booking_id, reason=reason)
-        return await self._api.call(CANCEL_MADE_BOOKING, request)
+        return await self._spend(self._api.call(CANCEL_MADE_BOOKING, request))
 
     # --- rescheduling ----------------------------------------------------------------------------
 
@@ -307,7 +313,9 @@ class PhoneChatService:
             if check_preconditions:
                 booking, balance = await gather_or_cancel(
                     self.made_booking_details(booking_id),
-                    self._balance_reads.run(None, self._credit_history.get_current_credit_balance),
+                    self._balance_reads.run(
+                        self._posts_landed, self._credit_history.get_current_credit_balance
+                    ),
                 )
                 check_session_passed(booking, datetime.now(UTC), self.server_timezone)
                 check_credits(booking, balance)
@@ -320,7 +328,15 @@ class PhoneChatService:
         """The RescheduleMadeBooking POST alone, held to its attempt's deadline. Only the guard's
         attempts call it: it consults no journal."""
         request = RescheduleMadeBookingRequest(booking_id=booking_id)
-        return await self._api.call(RESCHEDULE_MADE_BOOKING, request, not_after=not_after)
+        return await self._spend(self._api.call(RESCHEDULE_MADE_BOOKING, request, not_after=not_after))
+
+    async def _spend(self, post: Awaitable[T]) -> T:
+        """A POST that may change the balance: balance reads begun before it lands are not shared
+        with callers that come after it."""
+        try:
+            return await post
+        finally:
+            self._posts_landed += 1
 
     async def reschedule_made_bookings(
         self,

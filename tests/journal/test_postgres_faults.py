@@ -12,6 +12,7 @@ import pytest
 
 from aw_async.errors import JournalError
 from aw_async.journal import AttemptState, Key, PostgresJournal
+from aw_async.journal._pg_session import Session
 
 from .. import _pg_support
 from .._pg_support import SETTLE, key
@@ -153,6 +154,33 @@ async def test_a_claim_whose_caller_is_gone_is_given_back_as_refused(journal: Po
     assert entry is not None
     assert entry.state is AttemptState.REFUSED  # nothing can have been sent: nobody had the claim
     assert (await journal.claim(key(1), force=False, settle=SETTLE)).granted
+
+
+async def test_a_claim_granted_in_the_turn_its_caller_is_cancelled_is_given_back_as_refused(
+    journal: PostgresJournal, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The grant lands, and in the same turn of the loop the caller's timeout fires: the answer is
+    # in a future nobody will read. Left in flight under this live process, the booking would be
+    # held until it exits; nothing was sent, so it is given back.
+    await journal.get(key(0))  # opened
+    caller: asyncio.Task[Any] | None = None
+    deliver = Session._deliver_claim
+
+    def deliver_then_cancel(work: Any, claim: Any, problem: Any) -> None:
+        deliver(work, claim, problem)
+        if caller is not None and claim is not None and claim.granted:
+            caller.cancel()
+
+    monkeypatch.setattr(Session, "_deliver_claim", staticmethod(deliver_then_cancel))
+    caller = asyncio.create_task(journal.claim(key(2), force=False, settle=SETTLE))
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    caller = None
+    await journal.flush()
+    entry = await journal.get(key(2))
+    assert entry is not None
+    assert entry.state is AttemptState.REFUSED
+    assert (await journal.claim(key(2), force=False, settle=SETTLE)).granted
 
 
 async def test_nothing_is_claimed_under_an_owner_whose_lock_is_gone(journal: PostgresJournal) -> None:

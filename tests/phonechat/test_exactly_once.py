@@ -28,7 +28,9 @@ from aw_async.errors import (
 from aw_async.journal import AttemptState, Journal, Key, MemoryJournal, SqliteJournal
 from aw_async.journal._rules import settle_seconds
 from aw_async.sandbox import SandboxServer
+from aw_async.testing import MockTransport, Request, Response
 
+from ..answers import answer
 from ..clocks import ManualClocks
 from ..scripted import eventually, past_booking
 
@@ -136,6 +138,52 @@ async def test_concurrent_reschedules_of_different_bookings_share_their_balance_
     assert [sandbox.reschedule_count(n) for n in range(1, 11)] == [1] * 10
     reads = sum(1 for r in sandbox.requests if "GetCurrentCreditBalance" in r.path)
     assert 1 <= reads < 10
+
+
+async def test_a_balance_read_begun_before_a_post_spent_credits_is_not_shared_with_a_later_caller() -> None:
+    # Balance 100, each booking 60. C's POST spends while A's read, sent before the spend, is still
+    # on its way; D starts after C's POST landed. Joining A's read, D would see 100 and POST a
+    # reschedule the balance no longer covers; it reads the balance afresh and is refused.
+    state = {"balance": Decimal(100), "posts": 0}
+    reads: list[asyncio.Event] = []
+    posting = asyncio.Event()
+
+    async def handle(request: Request) -> Response:
+        if "GetCurrentCreditBalance" in request.url:
+            seen = state["balance"]  # the server reads it when the GET arrives
+            answered = asyncio.Event()
+            reads.append(answered)
+            await answered.wait()
+            return answer(seen)
+        if "MadeBookingDetails" in request.url:
+            return answer(past_booking(int(request.url.rsplit("=", 1)[1]), credits="60"))
+        await posting.wait()
+        state["balance"] -= 60
+        state["posts"] += 1
+        return answer(past_booking(9000 + state["posts"]))
+
+    async def turns() -> None:
+        for _ in range(50):
+            await asyncio.sleep(0)
+
+    async with AdultWorkClient("token", transport=MockTransport(handle), journal="memory") as aw:
+        c = asyncio.ensure_future(aw.phonechat.reschedule_made_booking(1))
+        await turns()
+        reads[0].set()  # C's read: 100; C's POST is on its way
+        await turns()
+        a = asyncio.ensure_future(aw.phonechat.reschedule_made_booking(2))
+        await turns()  # A's read is sent while C's POST has not spent yet: it will say 100
+        posting.set()
+        await c
+        d = asyncio.ensure_future(aw.phonechat.reschedule_made_booking(3))
+        await turns()
+        assert len(reads) == 3  # D sent a read of its own
+        for read in reads:
+            read.set()
+        results = await asyncio.gather(a, d, return_exceptions=True)
+    assert not isinstance(results[0], BaseException)  # A's read was concurrent with C's POST: as before
+    assert isinstance(results[1], InsufficientCreditsError)  # D saw the 40 left, and sent nothing
+    assert state["posts"] == 2
 
 
 class _GrantsThenWaits(MemoryJournal):

@@ -122,3 +122,34 @@ async def test_when_a_batchs_runner_is_cancelled_a_waiter_runs_the_work_again() 
     assert await asyncio.gather(*waiters) == [2, 2]  # one new run, shared by both waiters
     assert runner.cancelled()
     assert started == [runner, waiters[0]]
+
+
+async def test_a_caller_that_joins_a_flight_being_cancelled_with_its_last_caller_runs_the_work_itself() -> (
+    None
+):
+    # A checked reschedule whose details read failed cancels its wait on the shared balance read,
+    # its only waiter: the read is cancelled, and takes a few turns to end. A second reschedule,
+    # never cancelled, joins it meanwhile: it gets a balance, never the other's CancelledError.
+    flights: SingleFlight[None] = SingleFlight()
+    runs = 0
+
+    async def read_balance() -> int:
+        nonlocal runs
+        runs += 1
+        try:
+            await asyncio.sleep(0.05)
+            return 100
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.01)  # its clean-up takes a few turns of the loop
+            raise
+
+    first = asyncio.ensure_future(flights.run(None, read_balance))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    first.cancel()
+    await asyncio.sleep(0)  # the first caller waits for the flight's clean-up
+    second = asyncio.ensure_future(flights.run(None, read_balance))
+    assert await second == 100
+    assert first.cancelled()
+    assert runs == 2  # the second ran the work again, itself
+    assert len(flights) == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import random
 import weakref
 from decimal import Decimal
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 
 from aw_async import SANDBOX_URL, AdultWorkClient, RefreshingToken, StaticToken
-from aw_async._gate import RELEASE_WINDOW, Gate, Pacer, account_gate
+from aw_async._gate import LEAST_EVIDENCE, RELEASE_WINDOW, Gate, LearnedPace, Pacer, account_gate
 from aw_async.errors import AuthenticationError, NotStartedError, RateLimitError, ServerError
 from aw_async.models import ErrorBody
 from aw_async.sandbox import SandboxServer
@@ -174,6 +175,24 @@ async def test_waiters_go_in_the_order_they_came_and_keep_their_place_when_the_g
     assert not gate._queue
 
 
+async def test_a_request_that_comes_while_the_waiters_go_through_goes_after_them() -> None:
+    clock = VirtualClock()
+    gate = Gate(clock, rng=random.Random(1))
+    gate.close(2.0)
+    went: list[tuple[str, float]] = []
+
+    async def request(name: str) -> None:
+        await gate.wait()
+        went.append((name, clock.now()))
+
+    waiters = [asyncio.ensure_future(request(f"waiter {n}")) for n in range(5)]
+    await clock.sleep(2.05)  # just after the opening: the first went, the others wait for their slot
+    await request("newcomer")
+    await asyncio.gather(*waiters)
+    assert [name for name, _ in went] == [*(f"waiter {n}" for n in range(5)), "newcomer"]
+    assert went[-1][1] == pytest.approx(2.0 + RELEASE_WINDOW)  # at the window's end
+
+
 class EarlyClock(VirtualClock):
     """Wakes a sleeper a millisecond early, as an event loop may within its clock's resolution."""
 
@@ -271,6 +290,85 @@ async def test_a_pacer_gives_slots_in_turn() -> None:
     waited = [await pacer.take() for _ in range(4)]
     assert waited == [False, False, True, True]
     assert clock.sleeps == [0.25, 0.25]
+
+
+# --- the pace a gate learns from its 429s -------------------------------------------------------
+
+
+class ThrottledApi:
+    """A server in virtual time that serves ``rate`` requests a second after a burst of ``burst``,
+    as a token bucket, and answers the rest with a 429 and a whole-second ``Retry-After`` (what Web
+    API throttles do). A POST is answered with a new booking."""
+
+    def __init__(self, clock: VirtualClock, rate: float, burst: int) -> None:
+        self.clock = clock
+        self.rate = rate
+        self.burst = burst
+        self.tokens = float(burst)
+        self.updated = clock.now()
+        self.served = 0
+        self.refused = 0
+        self.transport = MockTransport(self.handle)
+
+    def handle(self, request: Request) -> Response:
+        now = self.clock.now()
+        self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens < 1:
+            self.refused += 1
+            wait = math.ceil((1 - self.tokens) / self.rate)
+            return error(429, "Too many requests.", **{"Retry-After": str(wait)})
+        self.tokens -= 1
+        self.served += 1
+        return answer(past_booking(100_000 + self.served))
+
+
+async def test_a_batch_that_meets_the_limit_learns_a_pace_just_under_it(clock: VirtualClock) -> None:
+    api = ThrottledApi(clock, rate=50, burst=20)
+    async with AdultWorkClient(TOKEN, transport=api.transport, clock=clock, journal="memory") as aw:
+        outcomes = await aw.phonechat.reschedule_made_bookings(
+            range(1, 1001), check_preconditions=False, concurrency=50
+        )
+    assert [o.error for o in outcomes] == [None] * 1000
+    assert api.served == 1000  # each booking once
+    ideal = api.served / api.rate
+    # Gate alone, a batch ran at less than half the rate and a tenth of its requests met a 429.
+    assert api.refused <= 0.05 * (api.served + api.refused)
+    assert clock.now() <= 1.3 * ideal  # virtual time: what the pace costs, not what the machine does
+
+
+async def test_a_429_after_a_few_answers_teaches_no_pace(clock: VirtualClock) -> None:
+    api = Api(clock)
+    async with api.client() as aw:
+        for _ in range(LEAST_EVIDENCE - 1):
+            await aw.credit_history.get_current_credit_balance()
+        with pytest.raises(RateLimitError):
+            await aw.phonechat.reschedule_made_booking(1, check_preconditions=False)
+        gate = aw._api.transport.gate
+        assert gate is not None
+        assert gate.closures == 1
+        assert gate.pace.rate is None  # a web backend's trickle: the gate alone holds it back
+
+
+def test_the_learnt_pace_halves_the_rate_seen_grows_without_a_429_and_is_cut_by_the_next() -> None:
+    clock = VirtualClock()
+    pace = LearnedPace(clock)
+    for _ in range(100):  # a hundred answers over a second
+        pace.answered()
+        clock.advance(0.01)
+    pace.slow_down(opens_at=clock.now() + 1)
+    assert pace.rate == pytest.approx(100 / 1.0 * 0.5, rel=0.02)  # halved: the burst flattered it
+    learnt = pace.rate
+    opened = pace.since
+    assert pace.rate_at(opened - 0.5) == learnt  # it grows from the opening, not before
+    assert pace.rate_at(opened + 10) == pytest.approx(learnt * 1.02**10)
+    clock.advance(1 + 10)  # a 429 ten seconds after the opening: just over the limit
+    pace.slow_down(opens_at=clock.now() + 1)
+    assert pace.rate == pytest.approx(learnt * 1.02**10 * 0.9)
+    clock.advance(1.5)  # another, half a second after the opening: far too fast
+    settled = pace.rate
+    pace.slow_down(opens_at=clock.now() + 1)
+    assert pace.rate == pytest.approx(settled * 1.02**0.5 * 0.5)
 
 
 # --- the sandbox's rate limit ---------------------------------------------------------------------
