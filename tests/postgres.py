@@ -1,9 +1,10 @@
 """A real PostgreSQL for the tests, started by the test suite itself.
 
-The session fixture ``postgres_server`` runs ``initdb`` and ``pg_ctl`` into a temporary folder: the
-cluster listens on a unix socket in that folder only (``listen_addresses=''``), keeps PostgreSQL's
-durable settings (``fsync`` on), runs as the ``postgres`` system user through ``runuser`` when the tests
-run as root (PostgreSQL refuses root), and is stopped and removed at the end of the session. The
+The session fixture ``postgres_server`` runs ``initdb`` and ``pg_ctl`` into a temporary folder (in
+/dev/shm where there is one): the cluster listens on a unix socket in that folder only
+(``listen_addresses=''``), keeps PostgreSQL's durable settings (``fsync`` on), runs as the
+``postgres`` system user through ``runuser`` when the tests run as root (PostgreSQL refuses root), and
+is stopped and removed at the end of the session. The
 function fixture ``postgres_dsn`` gives each test a database of its own on that server.
 
 ``AW_TEST_POSTGRES_DSN`` (a ``postgresql://`` URI; its user must be allowed to create databases)
@@ -237,7 +238,7 @@ class ThrowawayPostgres(PostgresServer):
 
     can_restart = True
 
-    def __init__(self, bindir: Path) -> None:
+    def __init__(self, bindir: Path, base: str | None = None) -> None:
         super().__init__()
         self.bindir = bindir
         self.run_as: pwd.struct_passwd | None = None
@@ -256,7 +257,7 @@ class ThrowawayPostgres(PostgresServer):
                 raise PostgresUnavailable(
                     f"the tests run as root, and there is no {SYSTEM_USER!r} user to run PostgreSQL as"
                 ) from None
-        base = tempfile.gettempdir()
+        base = base or tempfile.gettempdir()
         if len(base) > LONGEST_TEMPORARY_BASE or not (self.run_as is None or _reachable_by_all(base)):
             base = "/tmp"
         self.folder = Path(tempfile.mkdtemp(prefix="aw-pg-", dir=base))
@@ -357,9 +358,10 @@ class ThrowawayPostgres(PostgresServer):
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start_throwaway() -> ThrowawayPostgres:
-    """A new cluster, running; removed again if it cannot be started."""
-    server = ThrowawayPostgres(find_bindir())
+def start_throwaway(base: str | None = None) -> ThrowawayPostgres:
+    """A new cluster, running, in a folder under ``base`` ($TMPDIR's by default); removed again if it
+    cannot be started."""
+    server = ThrowawayPostgres(find_bindir(), base)
     try:
         server.create_cluster()
         server.start()
@@ -381,7 +383,11 @@ def postgres_server() -> Iterator[PostgresServer]:
         unavailable("asyncpg is not installed (pip install -e '.[test]')")
     external = os.environ.get(DSN_VARIABLE, "").strip()
     try:
-        server = ExternalPostgres(external) if external else start_throwaway()
+        # On a memory file system where there is one: fsync and CREATE DATABASE (one per test) cost
+        # nothing there, and the tests are about the server, not the disk; a server they crash or
+        # restart loses nothing there that it would keep on a disk. (The benchmarks keep the disk.)
+        memory = "/dev/shm" if os.access("/dev/shm", os.W_OK | os.X_OK) else None
+        server = ExternalPostgres(external) if external else start_throwaway(memory)
     except PostgresUnavailable as exc:
         unavailable(str(exc))
     try:
