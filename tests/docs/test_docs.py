@@ -49,3 +49,25 @@ def test_no_citation_points_outside_the_repository() -> None:
         for number, line in enumerate(path.read_text().splitlines(), 1):
             match = BARE.search(line)
             assert match is None, f"{path.relative_to(ROOT)}:{number} cites {match.group()} outside docs/"
+
+
+# A test file's path, in a document, a docstring or the configuration (one of another project's, as
+# "httpx's tests/...", is not ours). The tests moved into folders once: no citation may be left behind.
+TEST_PATH = re.compile(r"(?<![\w/.-])(?<!'s )tests/[\w/]+\.py")
+
+
+def test_every_test_file_cited_anywhere_exists() -> None:
+    documents = [
+        ROOT / "README.md",
+        ROOT / "RELIABILITY.md",
+        ROOT / "CHANGELOG.md",
+        *(ROOT / "docs").glob("*.md"),
+    ]
+    cited = 0
+    for path in [*sources(), *documents, *(ROOT / "benchmarks").glob("*.md")]:
+        for match in TEST_PATH.finditer(path.read_text()):
+            cited += 1
+            assert (ROOT / match.group()).is_file(), (
+                f"{path.relative_to(ROOT)} cites {match.group()}: no such file"
+            )
+    assert cited > 100
