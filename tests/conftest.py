@@ -4,6 +4,7 @@ a test runs against (one fixture for every module, seeded as the module's ``sand
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +28,11 @@ FIXTURES = Path(__file__).parent / "fixtures"
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("ci", deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")
+
+# Threads hand work to one another all through the suite (the journal's writer, the CLI's sandbox,
+# to_thread): one that is woken waits for the GIL until the running thread gives it up, up to the
+# switch interval (5 ms by default) each time. A shorter one makes each hand-over cheaper.
+sys.setswitchinterval(0.0005)
 
 # --- property tests: a quick budget by default, the full one under -m slow ---------------------------
 # A @given test that keeps hypothesis's default budget runs twice over: [quick], QUICK_EXAMPLES
