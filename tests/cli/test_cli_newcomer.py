@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,21 @@ def test_sandbox_on_a_busy_port_says_so(cli: Cli) -> None:
     assert "--port 0" in err
 
 
-def test_sandbox_serves_the_token_it_is_given(cli: Cli) -> None:
+def test_sandbox_serves_the_token_it_is_given_in_the_format_it_is_given(cli: Cli) -> None:
     # In a process of its own: the sandbox command serves until interrupted.
     process = subprocess.Popen(
-        [sys.executable, "-m", "aw_async", "sandbox", "--port", "0", "--token", "my-own-token"],
+        [
+            sys.executable,
+            "-m",
+            "aw_async",
+            "sandbox",
+            "--port",
+            "0",
+            "--token",
+            "my-own-token",
+            "--format",
+            "xml",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -45,9 +57,18 @@ def test_sandbox_serves_the_token_it_is_given(cli: Cli) -> None:
     )
     try:
         assert process.stdout is not None
-        url = process.stdout.readline().split(" on ")[1].split()[0]
+        printed = [process.stdout.readline() for _ in range(9)]
+        url = printed[0].split(" on ")[1].split()[0]
         code, out, err = cli("balance", "--base-url", url, "--token", "my-own-token")
         assert (code, out) == (0, "50.00 credits\n"), err
+        # What it suggests names the format, and a request that names none is answered in it.
+        assert any(line.strip().endswith("--format xml") for line in printed), printed
+        asked = urllib.request.Request(
+            url + "/v1/CreditHistory/GetCurrentCreditBalance",
+            headers={"Authorization": "bearer my-own-token", "Accept": "*/*"},
+        )
+        with urllib.request.urlopen(asked, timeout=30) as answered:
+            assert answered.headers["Content-Type"].startswith("application/xml")
         process.send_signal(signal.SIGINT)
         process.communicate(timeout=60)
     finally:
