@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import stat
 import sys
+import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
@@ -337,6 +338,74 @@ async def test_a_claim_is_committed_before_it_returns(tmp_path: Path) -> None:
             rows = other.execute("SELECT state, attempt FROM attempts WHERE booking_id = 11").fetchall()
         assert rows == [("in_flight", 1)]
     finally:
+        await journal.aclose()
+
+
+async def test_a_claim_whose_caller_is_cancelled_on_its_way_is_given_back_as_refused(tmp_path: Path) -> None:
+    # The caller stops waiting while its claim waits for the file (another process's transaction
+    # holds the write lock); the claim lands all the same. Nothing was sent, so it is given back:
+    # left in flight under this live process, it would hold every later call back.
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path)
+    try:
+        assert await journal.get(K) is None  # opened
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # the journal's thread waits for this lock
+            caller = asyncio.ensure_future(claim(journal))
+            await asyncio.sleep(0)  # its claim is queued
+            caller.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await journal.flush()
+        entry = await journal.get(K)
+        assert entry is not None
+        assert (entry.attempt, entry.state) == (1, AttemptState.REFUSED)
+        assert not journal._live
+        again = await claim(journal)
+        assert again is not None
+        assert again.attempt == 2
+        assert journal.claims_survive_cancellation  # so the guard awaits its claims directly
+    finally:
+        await journal.aclose()
+
+
+async def test_a_claim_whose_caller_is_cancelled_once_its_answer_came_is_given_back(tmp_path: Path) -> None:
+    # The claim's answer has come, but its caller is cancelled before it runs again: the answer is
+    # lost to the caller (asyncio raises CancelledError in it), so the journal gives the claim back.
+    journal = SqliteJournal(tmp_path / "j.sqlite3")
+    started, release = threading.Event(), threading.Event()
+
+    def hold(connection: sqlite3.Connection) -> None:
+        started.set()
+        release.wait(60)
+
+    try:
+        assert await journal.get(K) is None  # opened
+        held = await journal._writer.submit(hold)  # white box: the journal's thread is busy
+        await asyncio.to_thread(started.wait, 60)
+        ahead = await journal._writer.submit(lambda connection: None)  # answered just before the claim
+        caller = asyncio.ensure_future(claim(journal))
+        await asyncio.sleep(0)  # queued behind it: the two are committed, and answered, together
+        release.set()
+        await held
+        await ahead  # the claim's answer is set; its caller has not run since
+        assert not caller.done()
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        entry = await journal.get(K)
+        assert entry is not None
+        assert (entry.attempt, entry.state) == (1, AttemptState.REFUSED)
+        assert not journal._live
+        again = await claim(journal)
+        assert again is not None
+        assert again.attempt == 2
+    finally:
+        release.set()
         await journal.aclose()
 
 

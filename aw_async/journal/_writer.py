@@ -8,7 +8,9 @@ that fails is run again one piece at a time, so that one failure fails only its 
 
 The writer serves any event loop (each result goes to the loop that asked), and work that was
 queued without a waiter is committed before :meth:`SqliteWriter.close` returns, or at the latest
-when the interpreter exits normally.
+when the interpreter exits normally. A result whose waiter stopped waiting before it came (its
+future cancelled, or its loop closed) is handed to the owner's ``unclaimed`` (a claim granted to a
+caller that is gone is given back: docs/design.md, "The journal").
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ Deliver = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"] | None
 Result = tuple[Deliver, object, "BaseException | None"]
 #: Runs a group of work in an open transaction and gives each piece's result, in any order.
 GroupRunner = Callable[[sqlite3.Connection, list[tuple[W, Deliver]]], list[Result]]
+#: Takes a committed result nobody waits for any more (on the waiter's loop, or on the writer's
+#: thread when that loop is closed); it must not block.
+Unclaimed = Callable[[object], None]
 
 _MAX_GROUP = 512  # pieces of work committed together at most
 _STOP = object()
@@ -58,13 +63,19 @@ class SqliteWriter(Generic[W]):
     Args:
         connect: opens the connection (on the thread).
         run_group: does a group's work inside ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+        unclaimed: takes each committed result whose waiter is gone.
     """
 
     def __init__(
-        self, connect: Callable[[], sqlite3.Connection], run_group: GroupRunner[W], name: str
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        run_group: GroupRunner[W],
+        name: str,
+        unclaimed: Unclaimed = lambda value: None,
     ) -> None:
         self._connect = connect
         self._run_group = run_group
+        self._unclaimed = unclaimed
         self._name = name
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -184,8 +195,12 @@ class SqliteWriter(Generic[W]):
             loop, future = deliver
             by_loop.setdefault(loop, []).append((future, value, problem))
         for loop, resolved in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody waits
-                loop.call_soon_threadsafe(_resolve_all, resolved)
+            try:
+                loop.call_soon_threadsafe(self._resolve_all, resolved)
+            except RuntimeError:  # the loop closed meanwhile: nobody waits
+                for _future, value, problem in resolved:
+                    if problem is None:
+                        self._give_back(value)
 
     def _transaction(self, connection: sqlite3.Connection, group: list[tuple[W, Deliver]]) -> list[Result]:
         connection.execute("BEGIN IMMEDIATE")
@@ -198,12 +213,18 @@ class SqliteWriter(Generic[W]):
             raise
         return results
 
+    def _resolve_all(self, resolved: list[tuple[asyncio.Future[Any], object, BaseException | None]]) -> None:
+        for future, value, problem in resolved:
+            if future.cancelled():  # its caller stopped waiting; the work is committed all the same
+                if problem is None:
+                    self._give_back(value)
+            elif problem is not None:
+                future.set_exception(problem)
+            else:
+                future.set_result(value)
 
-def _resolve_all(resolved: list[tuple[asyncio.Future[Any], object, BaseException | None]]) -> None:
-    for future, value, problem in resolved:
-        if future.cancelled():
-            continue  # its caller stopped waiting; the work is committed all the same
-        if problem is not None:
-            future.set_exception(problem)
-        else:
-            future.set_result(value)
+    def _give_back(self, value: object) -> None:
+        try:
+            self._unclaimed(value)
+        except Exception:  # on the writer's thread or in a batch of results: the others go on
+            log.exception("the journal could not give back a result nobody waited for")
