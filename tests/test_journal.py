@@ -5,6 +5,8 @@ that are typed. Each store runs the same tests (the PostgreSQL one in test_postg
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -16,6 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import attrs
 import pytest
 
 from aw_async.errors import JournalError
@@ -30,9 +33,10 @@ from aw_async.journal import (
     Terms,
 )
 from aw_async.journal._rules import claimed, may_claim
-from aw_async.journal._sqlite_tables import _select_ids
+from aw_async.journal._sqlite_tables import _select_ids, terms_columns
 
 from .clocks import ManualClocks
+from .scripted import eventually
 
 ROOT = "https://api.example"
 K = Key(ROOT, 11)
@@ -110,6 +114,28 @@ def test_the_claim_rule(entry: JournalEntry | None, free: bool, forced: bool) ->
 
 
 # --- transitions, fenced ----------------------------------------------------------------------
+
+
+def test_terms_are_kept_as_canonical_json_of_every_field() -> None:
+    # Stores compare and index this text (twins share it), and files written by earlier versions
+    # hold it: it must stay what json.dumps of attrs.asdict wrote, for every field there is.
+    odd = Terms(
+        user_id=None,
+        duration=30,
+        credits=Decimal("12.5"),
+        method=1,
+        phone_number="+44 7700 900123",
+        skype_name="s\u00e9",
+        comments='a "b"\n',
+    )
+    for terms in (TERMS, odd):
+        fields = attrs.asdict(terms)
+        fields["credits"] = str(terms.credits)
+        expected = json.dumps(fields, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+        assert terms.to_text() == expected
+        assert Terms.from_text(expected) == terms
+        assert terms.fingerprint == hashlib.sha256(expected.encode("ascii")).hexdigest()[:32]
+        assert terms_columns(terms) == (expected, terms.fingerprint)
 
 
 async def test_a_claim_then_an_outcome_then_the_next_attempt(journal: Journal) -> None:
@@ -389,7 +415,8 @@ async def test_a_claim_whose_caller_is_cancelled_once_its_answer_came_is_given_b
         await asyncio.to_thread(started.wait, 60)
         ahead = await journal._writer.submit(lambda connection: None)  # answered just before the claim
         caller = asyncio.ensure_future(claim(journal))
-        await asyncio.sleep(0)  # queued behind it: the two are committed, and answered, together
+        await asyncio.sleep(0)  # the claim is asked for
+        await eventually(lambda: not journal._writer._gathered)  # both queued: committed together
         release.set()
         await held
         await ahead  # the claim's answer is set; its caller has not run since

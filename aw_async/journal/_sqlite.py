@@ -56,20 +56,16 @@ from ._rules import (
     may_resolve,
 )
 from ._sqlite_groups import ClaimWork, Groups, Operation, OutcomeWork, Work
-from ._sqlite_tables import (
-    SCHEMA_VERSION,
-    RowReader,
-    SchemaProblem,
-    check_schema,
+from ._sqlite_statements import (
     every_row,
     forget_rows,
-    iso,
     offset_of,
     result_of,
     results_of,
     settle_row,
     unsettled_rows,
 )
+from ._sqlite_tables import SCHEMA_VERSION, RowReader, SchemaProblem, check_schema, iso
 from ._store import Claim, Clocks, Journal
 from ._writer import SqliteWriter
 
@@ -177,7 +173,9 @@ class SqliteJournal(Journal):
                 held past ``busy_timeout``, a file that is not a database, a folder that cannot be
                 made).
         """
-        future = await self._submit(work)
+        future = self._writer.submit_nowait(work)  # open: no coroutine to await on the way
+        if future is None:
+            future = await self._submit(work)
         try:
             return await future
         except asyncio.CancelledError:
