@@ -436,6 +436,31 @@ async def test_a_claim_whose_caller_is_cancelled_once_its_answer_came_is_given_b
         await journal.aclose()
 
 
+async def test_a_run_of_outcomes_records_each_owners_own_attempt_and_only_those(tmp_path: Path) -> None:
+    # Asked for together, they are written in one statement (padded with copies of its last row):
+    # a stale outcome among them is refused alone, and the others' new bookings are recorded.
+    journal = SqliteJournal(tmp_path / "j.sqlite3")
+    try:
+        entries = await asyncio.gather(*(claim(journal, Key(ROOT, n)) for n in range(1, 6)))
+        assert all(entries)
+        fresh = [e for e in entries if e is not None]
+        stale = attrs.evolve(fresh[-1], attempt=fresh[-1].attempt + 1)
+        recorded = await asyncio.gather(
+            *(
+                journal.record_outcome(e, AttemptState.RESCHEDULED, new_booking_id=100 + e.booking_id)
+                for e in [*fresh[:-1], stale]
+            )
+        )
+        assert recorded == [True, True, True, True, False]
+        assert await journal.results_among(ROOT, range(100, 106)) == {101: 1, 102: 2, 103: 3, 104: 4}
+        last = await journal.get(Key(ROOT, 5))
+        assert last is not None
+        assert (last.attempt, last.state) == (1, AttemptState.IN_FLIGHT)
+        assert await journal.record_outcome(fresh[-1], AttemptState.REFUSED)
+    finally:
+        await journal.aclose()
+
+
 async def test_looking_entries_up_searches_the_primary_key_never_scans_the_table(tmp_path: Path) -> None:
     # A scan made every claim cost more with every booking the journal keeps (90 days of them).
     path = tmp_path / "j.sqlite3"

@@ -8,15 +8,19 @@ connection's statement cache finds instead of compiling it again).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import sqlite3
 from datetime import datetime
+from typing import TypeVar
 
 import attrs
 
 from .._clock import HostInstant
 from ._rules import AttemptState, Decider, JournalEntry, Key
 from ._sqlite_tables import CLAIM_UPSERT, COLUMNS, ROWS_PER_STATEMENT, WIDTH, Row, row_of
+
+T = TypeVar("T")
 
 __all__ = [
     "every_row",
@@ -32,18 +36,29 @@ __all__ = [
 
 
 def upsert(connection: sqlite3.Connection, rows: list[Row], tail: str) -> list[Row]:
-    """Insert ``rows``, a chunk a statement, with ``tail`` (an ``ON CONFLICT ...``); what it returns."""
-    if not rows:
-        return []
-    if len(rows) <= ROWS_PER_STATEMENT:  # the usual run: one statement
-        cursor = connection.execute(_insert(len(rows), tail), [v for row in rows for v in row])
-        return cursor.fetchall()
+    """Insert ``rows``, a chunk a statement, with ``tail`` (an ``ON CONFLICT ...``); what it returns.
+
+    A chunk is padded with copies of its last row up to a size of :data:`_SIZES`, so that a dozen
+    statement texts serve every run and all stay in the connection's statement cache (there were
+    about 140 texts, over its 128: compiling a statement of 60 rows again costs more than writing them).
+    A copy changes nothing: a claim's writes the same values again, an outcome's finds its attempt
+    no longer in flight (its compare-and-set fails, and it returns no row).
+    """
     returned: list[Row] = []
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = rows[start : start + ROWS_PER_STATEMENT]
+        chunk = _padded(rows[start : start + ROWS_PER_STATEMENT])
         cursor = connection.execute(_insert(len(chunk), tail), [v for row in chunk for v in row])
         returned += cursor.fetchall()
     return returned
+
+
+#: The sizes a statement's rows are padded to: at most a third more rows than asked.
+_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192)
+
+
+def _padded(rows: list[T]) -> list[T]:
+    size = _SIZES[bisect.bisect_left(_SIZES, len(rows))]
+    return rows + [rows[-1]] * (size - len(rows)) if size > len(rows) else rows
 
 
 @functools.cache
@@ -56,13 +71,14 @@ def _insert(count: int, tail: str) -> str:
 
 def record_results(connection: sqlite3.Connection, rows: list[tuple[str, int, int, str]]) -> None:
     """Which booking each new booking is the reschedule of (the latest word wins). In one statement
-    a chunk, not ``executemany`` (which gives the GIL back, and waits for it again, row by row)."""
+    a chunk, not ``executemany`` (which gives the GIL back, and waits for it again, row by row),
+    padded as :func:`upsert` pads (a copy of the last row writes it again)."""
     for start in range(0, len(rows), _RESULTS_PER_STATEMENT):
-        chunk = rows[start : start + _RESULTS_PER_STATEMENT]
+        chunk = _padded(rows[start : start + _RESULTS_PER_STATEMENT])
         connection.execute(_insert_results(len(chunk)), [v for row in chunk for v in row])
 
 
-_RESULTS_PER_STATEMENT = 240  # 4 values a row: under the 999 variables older sqlite builds allow
+_RESULTS_PER_STATEMENT = 192  # 4 values a row: under the 999 variables older sqlite builds allow
 
 
 @functools.cache

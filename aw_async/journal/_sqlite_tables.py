@@ -82,7 +82,7 @@ COLUMNS = (
     " settle_seconds, owner, server_started_at, terms, fingerprint, new_booking_id, decided_by"
 )
 WIDTH = len(COLUMNS.split(","))
-ROWS_PER_STATEMENT = 60  # 15 values a row: under the 999 variables older sqlite builds allow
+ROWS_PER_STATEMENT = 64  # 15 values a row: under the 999 variables older sqlite builds allow
 SET_ALL = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in COLUMNS.split(",")[2:])
 CLAIM_UPSERT = f" ON CONFLICT DO UPDATE SET {SET_ALL}"  # a granted claim writes its whole entry
 # An outcome: a compare-and-set on the owner's attempt, still in flight (_rules.may_record_outcome).
