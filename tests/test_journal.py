@@ -436,6 +436,49 @@ async def test_a_claim_whose_caller_is_cancelled_once_its_answer_came_is_given_b
         await journal.aclose()
 
 
+def test_a_claim_whose_event_loop_closed_before_its_answer_is_given_back(tmp_path: Path) -> None:
+    # Nobody is left to hear of the claim (its caller cancelled, its loop closed): the writer's
+    # thread gives it back itself, and the next loop finds it refused and free.
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    first = asyncio.new_event_loop()
+    try:
+        assert first.run_until_complete(journal.get(K)) is None  # opened
+
+        async def ask_then_leave() -> None:
+            caller = asyncio.ensure_future(claim(journal))
+            await asyncio.sleep(0)  # asked for
+            await asyncio.sleep(0)  # handed to the journal's thread, which waits for the lock
+            caller.cancel()
+            await asyncio.wait([caller])
+
+        other.execute("BEGIN IMMEDIATE")
+        first.run_until_complete(ask_then_leave())
+    finally:
+        first.close()
+        other.execute("ROLLBACK")
+        other.close()
+
+    async def afterwards() -> None:
+        try:
+            for _ in range(500):  # the claim is committed, then given back: look until it is
+                entry = await journal.get(K)
+                assert entry is not None
+                if entry.state is not AttemptState.IN_FLIGHT:
+                    break
+                await asyncio.sleep(0.01)
+            assert (entry.attempt, entry.state) == (1, AttemptState.REFUSED)
+            assert not journal._live
+            again = await claim(journal)
+            assert again is not None
+            assert again.attempt == 2
+        finally:
+            await journal.aclose()
+
+    asyncio.run(afterwards())
+
+
 async def test_a_run_of_outcomes_records_each_owners_own_attempt_and_only_those(tmp_path: Path) -> None:
     # Asked for together, they are written in one statement (padded with copies of its last row):
     # a stale outcome among them is refused alone, and the others' new bookings are recorded.
