@@ -148,6 +148,10 @@ class Key:
         return f"booking {self.booking_id} at {self.api_root}"
 
 
+#: json.dumps(..., sort_keys=True, ensure_ascii=True, separators=(",", ":")), made once.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+
+
 @attrs.frozen
 class Terms:
     """What a reschedule keeps of its original (docs/api.md, "What the server does not tell a
@@ -176,9 +180,18 @@ class Terms:
 
     def to_text(self) -> str:
         """The terms as stores keep them: canonical JSON, so equal terms give equal text."""
-        fields = attrs.asdict(self)
-        fields["credits"] = str(self.credits)
-        return json.dumps(fields, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+        # Every field by its name, as attrs.asdict gives them (which costs more than the JSON);
+        # a test holds the two equal.
+        fields = {
+            "comments": self.comments,
+            "credits": str(self.credits),
+            "duration": self.duration,
+            "method": self.method,
+            "phone_number": self.phone_number,
+            "skype_name": self.skype_name,
+            "user_id": self.user_id,
+        }
+        return _CANONICAL_JSON.encode(fields)
 
     @classmethod
     def from_text(cls, text: str) -> Terms:
@@ -194,7 +207,12 @@ class Terms:
     @property
     def fingerprint(self) -> str:
         """A short digest of the terms: twins share it, and stores index it."""
-        return hashlib.sha256(self.to_text().encode("ascii")).hexdigest()[:32]
+        return self.fingerprint_of(self.to_text())
+
+    @staticmethod
+    def fingerprint_of(text: str) -> str:
+        """The :attr:`fingerprint` of the terms whose :meth:`to_text` is ``text``."""
+        return hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
 
 
 @attrs.frozen(kw_only=True)

@@ -19,6 +19,10 @@ How it keeps the rules (:mod:`._rules`):
   :meth:`~SqliteJournal.flush` or :meth:`~SqliteJournal.aclose` returns). If the process dies first,
   the attempt is still in flight under a dead owner, which the next attempt reads as unknown and
   reconciles: late, never wrong.
+- **A claim survives its caller's cancellation**: a claim granted to a caller that stopped waiting
+  for it (nothing can have been sent) is given back, recorded as refused the way an outcome is
+  (:attr:`~SqliteJournal.claims_survive_cancellation`), so that it never stays in flight under this
+  live process.
 - **Private**: the folder is made 0700 and the files 0600.
 """
 
@@ -52,20 +56,16 @@ from ._rules import (
     may_resolve,
 )
 from ._sqlite_groups import ClaimWork, Groups, Operation, OutcomeWork, Work
-from ._sqlite_tables import (
-    SCHEMA_VERSION,
-    RowReader,
-    SchemaProblem,
-    check_schema,
+from ._sqlite_statements import (
     every_row,
     forget_rows,
-    iso,
     offset_of,
     result_of,
     results_of,
     settle_row,
     unsettled_rows,
 )
+from ._sqlite_tables import SCHEMA_VERSION, RowReader, SchemaProblem, check_schema, iso
 from ._store import Claim, Clocks, Journal
 from ._writer import SqliteWriter
 
@@ -88,6 +88,10 @@ class SqliteJournal(Journal):
     local disk: the owners' locks of a network file system are not to be trusted.
     """
 
+    #: A claim whose caller is gone by the time its commit is delivered is recorded as refused
+    #: (:meth:`_give_back`): the guard needs no task of its own for it.
+    claims_survive_cancellation = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -106,7 +110,7 @@ class SqliteJournal(Journal):
         self._rows = RowReader(self.path, self._clocks.wall, self._owner_alive)
         groups = Groups(lambda: self._lock.token, self._live, self._clocks, self._rows)
         self._writer: SqliteWriter[Work] = SqliteWriter(
-            self._connect, groups.run_group, f"aw-journal {self.path.name}"
+            self._connect, groups.run_group, f"aw-journal {self.path.name}", self._give_back
         )
         self._outcome_count = 0
 
@@ -169,9 +173,18 @@ class SqliteJournal(Journal):
                 held past ``busy_timeout``, a file that is not a database, a folder that cannot be
                 made).
         """
-        future = await self._submit(work)
+        future = self._writer.submit_nowait(work)  # open: no coroutine to await on the way
+        if future is None:
+            future = await self._submit(work)
         try:
             return await future
+        except asyncio.CancelledError:
+            # Cancelled once the result had come, before this task ran again: it is this caller's
+            # to give back. (Cancelled before it came: the future is cancelled, and the writer
+            # gives the result back when it comes.)
+            if future.done() and not future.cancelled() and future.exception() is None:
+                self._give_back(future.result())
+            raise
         except (sqlite3.Error, OSError) as exc:
             raise self._failed(exc) from exc
 
@@ -202,6 +215,15 @@ class SqliteJournal(Journal):
     ) -> Claim:
         claim: Claim = await self._do(ClaimWork(key, force, settle, server_now, terms))
         return claim
+
+    def _give_back(self, result: object) -> None:
+        """Give back a claim granted to a caller that is gone: nothing was sent, so it is refused,
+        queued as any outcome is. A journal closing meanwhile cannot queue it; the attempt then
+        stops being live here, and reads as unknown (reconciled before anything is sent)."""
+        if isinstance(result, Claim) and result.granted and result.entry is not None:
+            entry = result.entry
+            if not self.record_outcome_nowait(entry, AttemptState.REFUSED):
+                self._live.discard((entry.key, entry.attempt))
 
     async def renew(self, entry: JournalEntry, *, server_now: datetime | None = None) -> JournalEntry | None:
         def renew(connection: sqlite3.Connection) -> JournalEntry | None:

@@ -16,8 +16,9 @@ from typing import Any
 
 import attrs
 
-from ._rules import AttemptState, Decider, JournalEntry, Key, Terms, claimed, may_claim
-from ._sqlite_tables import NO_START, OUTCOME_UPSERT, SET_ALL, RowReader, record_results, row_of, upsert
+from ._rules import AttemptState, JournalEntry, Key, Terms, claimed, may_claim
+from ._sqlite_statements import record_results, upsert
+from ._sqlite_tables import CLAIM_UPSERT, OUTCOME_UPSERT, RowReader, claim_row, outcome_row
 from ._store import Claim, Clocks
 from ._writer import Deliver
 
@@ -66,76 +67,113 @@ class Groups:
         self._rows = rows
 
     def run_group(self, connection: sqlite3.Connection, group: list[tuple[Work, Deliver]]) -> list[Any]:
-        """A group's work in queue order: runs of claims, and runs of outcomes, written together."""
+        """A group's work, as if in queue order: its claims and its outcomes written together.
+
+        A claim reads and writes only its own key's row, and an outcome writes only its own key's
+        rows (its attempt, its new booking's), so claims and outcomes of different keys commute:
+        between two other pieces of work (which may read anything, and run where they stand), every
+        claim is written in one run and every outcome in another, unless a key comes back with the
+        other kind (a claim after its outcome, an outcome after its claim) or an outcome comes twice
+        (the rules let the first one apply): what was gathered is written first. A batch interleaves
+        claims and outcomes in the queue; runs of one kind at a time were mostly one piece long.
+        """
         results: list[Any] = []
-        run: list[tuple[Work, Deliver]] = []
+        claims: list[tuple[ClaimWork, Deliver]] = []
+        outcomes: list[tuple[OutcomeWork, Deliver]] = []
+        claimed_keys: set[Key] = set()
+        outcome_keys: set[Key] = set()
         for item in group:
-            if run and type(item[0]) is not type(run[0][0]):
-                results += self._run(connection, run)
-                run = []
-            run.append(item)
-        if run:
-            results += self._run(connection, run)
+            work = item[0]
+            if isinstance(work, ClaimWork):
+                if work.key in outcome_keys:
+                    results += self._both(connection, claims, outcomes)
+                    claimed_keys.clear()
+                    outcome_keys.clear()
+                claims.append(item)  # type: ignore[arg-type]
+                claimed_keys.add(work.key)
+            elif isinstance(work, OutcomeWork):
+                key = work.entry.key
+                if key in claimed_keys or key in outcome_keys:  # a second outcome: the first wins
+                    results += self._both(connection, claims, outcomes)
+                    claimed_keys.clear()
+                    outcome_keys.clear()
+                outcomes.append(item)  # type: ignore[arg-type]
+                outcome_keys.add(key)
+            else:
+                if claims or outcomes:
+                    results += self._both(connection, claims, outcomes)
+                    claimed_keys.clear()
+                    outcome_keys.clear()
+                results.append((item[1], work(connection), None))
+        if claims or outcomes:
+            results += self._both(connection, claims, outcomes)
         return results
 
-    def _run(self, connection: sqlite3.Connection, run: list[tuple[Work, Deliver]]) -> list[Any]:
-        first = run[0][0]
-        if isinstance(first, ClaimWork):
-            return self._claims(connection, run)  # type: ignore[arg-type]
-        if isinstance(first, OutcomeWork):
-            return self._outcomes(connection, run)  # type: ignore[arg-type]
-        return [(deliver, work(connection), None) for work, deliver in run]  # type: ignore[operator]
+    def _both(
+        self,
+        connection: sqlite3.Connection,
+        claims: list[tuple[ClaimWork, Deliver]],
+        outcomes: list[tuple[OutcomeWork, Deliver]],
+    ) -> list[Any]:
+        """Write the claims and the outcomes gathered (no key in both), and empty both lists."""
+        results: list[Any] = []
+        if claims:
+            results += self._claims(connection, claims)
+            claims.clear()
+        if outcomes:
+            results += self._outcomes(connection, outcomes)
+            outcomes.clear()
+        return results
 
     def _claims(self, connection: sqlite3.Connection, run: list[tuple[ClaimWork, Deliver]]) -> list[Any]:
         now_host, now = self._clocks.host(), self._clocks.wall()
+        now_text, owner, live = now.isoformat(), self._owner(), self._live
         current: dict[Key, JournalEntry | None] = dict(
             self._rows.select(connection, list({work.key: None for work, _ in run}), now_host)
         )
         granted: dict[Key, JournalEntry] = {}
         results = []
         for work, deliver in run:
-            entry = current.get(work.key)
+            key = work.key
+            entry = current.get(key)
             if may_claim(entry, force=work.force):
                 entry = claimed(
                     entry,
-                    work.key,
-                    owner=self._owner(),
+                    key,
+                    owner=owner,
                     now=now,
                     settle=work.settle,
                     server_now=work.server_now,
                     terms=work.terms,
                 )
-                self._live.add((work.key, entry.attempt))
-                current[work.key] = granted[work.key] = entry
+                live.add((key, entry.attempt))
+                current[key] = granted[key] = entry
                 results.append((deliver, Claim(True, entry), None))
             else:
                 results.append((deliver, Claim(False, entry), None))
-        rows = [row_of(entry, now_host) for entry in granted.values()]
-        upsert(connection, rows, f" ON CONFLICT DO UPDATE SET {SET_ALL}")
+        rows = [claim_row(entry, now_host, now_text) for entry in granted.values()]
+        upsert(connection, rows, CLAIM_UPSERT)
         return results
 
     def _outcomes(self, connection: sqlite3.Connection, run: list[tuple[OutcomeWork, Deliver]]) -> list[Any]:
         now = self._clocks.wall()
-        latest: dict[Key, OutcomeWork] = {work.entry.key: work for work, _ in run}  # one per key: the last
+        now_text = now.isoformat()
+        # One per key: the last. Keyed by (api_root, booking_id), as the statement returns them.
+        latest: dict[tuple[str, int], OutcomeWork] = {
+            (work.entry.api_root, work.entry.booking_id): work for work, _ in run
+        }
         rows, results_rows = [], []
         for work in latest.values():
             entry = work.entry
-            settled = attrs.evolve(
-                entry,
-                state=work.state,
-                updated_at=now,
-                new_booking_id=work.new_booking_id,
-                decided_by=Decider.ANSWER,
-                terms=work.terms if work.terms is not None else entry.terms,
-            )
-            rows.append(row_of(settled, NO_START))
+            rows.append(outcome_row(entry, work.state, now_text, work.new_booking_id, work.terms))
             if work.new_booking_id is not None:
-                results_rows.append((entry.api_root, work.new_booking_id, entry.booking_id, now.isoformat()))
-        written = {Key(r[0], r[1]) for r in upsert(connection, rows, OUTCOME_UPSERT)}
-        record_results(connection, [r for r in results_rows if Key(r[0], r[2]) in written])
+                results_rows.append((entry.api_root, work.new_booking_id, entry.booking_id, now_text))
+        written = set(upsert(connection, rows, OUTCOME_UPSERT))
+        record_results(connection, [r for r in results_rows if (r[0], r[2]) in written])
         outcomes = []
         for work, deliver in run:
-            ok = work.entry.key in written and latest[work.entry.key] is work
+            where = (work.entry.api_root, work.entry.booking_id)
+            ok = where in written and latest[where] is work
             if not ok and deliver is None:
                 log.error(
                     "the journal did not record the outcome of %s: no longer its owner's", work.entry.key

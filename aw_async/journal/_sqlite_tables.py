@@ -1,5 +1,5 @@
 """The sqlite journal's tables: the schema and its version, and how entries become rows and rows
-entries (:mod:`._sqlite` runs the transitions on them).
+entries (:mod:`._sqlite_statements` writes and reads them; :mod:`._sqlite` runs the transitions).
 
 ``attempts`` holds each key's last attempt; ``results`` which booking each new booking is the
 reschedule of (so that one booking is never named for two, and ``passed_bookings`` can leave
@@ -17,12 +17,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import attrs
-
 from .._clock import HostInstant, seconds_between
 from ._rules import AttemptState, Decider, JournalEntry, Key, Terms
 
 __all__ = [
+    "CLAIM_UPSERT",
     "COLUMNS",
     "NO_START",
     "OUTCOME_UPSERT",
@@ -32,17 +31,11 @@ __all__ = [
     "RowReader",
     "SchemaProblem",
     "check_schema",
-    "every_row",
-    "forget_rows",
+    "claim_row",
     "iso",
-    "offset_of",
-    "record_results",
-    "result_of",
-    "results_of",
+    "outcome_row",
     "row_of",
-    "settle_row",
-    "unsettled_rows",
-    "upsert",
+    "terms_columns",
 ]
 
 log = logging.getLogger("aw_async")
@@ -89,8 +82,9 @@ COLUMNS = (
     " settle_seconds, owner, server_started_at, terms, fingerprint, new_booking_id, decided_by"
 )
 WIDTH = len(COLUMNS.split(","))
-ROWS_PER_STATEMENT = 60  # 15 values a row: under the 999 variables older sqlite builds allow
+ROWS_PER_STATEMENT = 64  # 15 values a row: under the 999 variables older sqlite builds allow
 SET_ALL = ", ".join(f"{c.strip()} = excluded.{c.strip()}" for c in COLUMNS.split(",")[2:])
+CLAIM_UPSERT = f" ON CONFLICT DO UPDATE SET {SET_ALL}"  # a granted claim writes its whole entry
 # An outcome: a compare-and-set on the owner's attempt, still in flight (_rules.may_record_outcome).
 # The attempt's start stays as it was; the terms are kept when the outcome brings none.
 OUTCOME_UPSERT = (
@@ -142,13 +136,35 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+#: Each state's and decider's text (an enum's ``.value`` is a descriptor, dear on every row).
+_STATE_TEXT = {state: state.value for state in AttemptState}
+_DECIDER_TEXT: dict[Decider | None, str | None] = {None: None, **{d: d.value for d in Decider}}
+_TERMS_COLUMNS: dict[Terms, tuple[str, str]] = {}
+_TERMS_REMEMBERED = 1024  # at most; then forgotten all at once
+
+
+def terms_columns(terms: Terms | None) -> tuple[str | None, str | None]:
+    """The ``terms`` and ``fingerprint`` columns of ``terms``. Remembered for a while: a booking's
+    claim and its outcome (or a run of twins) write the same terms."""
+    if terms is None:
+        return None, None
+    columns = _TERMS_COLUMNS.get(terms)
+    if columns is None:
+        text = terms.to_text()
+        columns = (text, Terms.fingerprint_of(text))
+        if len(_TERMS_COLUMNS) >= _TERMS_REMEMBERED:
+            _TERMS_COLUMNS.clear()
+        _TERMS_COLUMNS[terms] = columns
+    return columns
+
+
 def row_of(entry: JournalEntry, started: HostInstant) -> Row:
     """The row of ``entry``, its attempt started at ``started`` on the host's clock."""
-    terms = entry.terms
+    text, fingerprint = terms_columns(entry.terms)
     return (
         entry.api_root,
         entry.booking_id,
-        entry.state.value,
+        _STATE_TEXT[entry.state],
         entry.attempt,
         entry.started_at.isoformat(),
         started.boot,
@@ -157,10 +173,58 @@ def row_of(entry: JournalEntry, started: HostInstant) -> Row:
         entry.settle_seconds,
         entry.owner,
         iso(entry.server_started_at),
-        terms.to_text() if terms is not None else None,
-        terms.fingerprint if terms is not None else None,
+        text,
+        fingerprint,
         entry.new_booking_id,
-        entry.decided_by.value if entry.decided_by is not None else None,
+        _DECIDER_TEXT[entry.decided_by],
+    )
+
+
+def claim_row(entry: JournalEntry, started: HostInstant, now: str) -> Row:
+    """:func:`row_of` a granted claim's entry (:func:`~._rules.claimed`), begun and updated at
+    ``now`` (its text: one for the whole run of claims)."""
+    text, fingerprint = terms_columns(entry.terms)
+    return (
+        entry.api_root,
+        entry.booking_id,
+        _STATE_TEXT[entry.state],
+        entry.attempt,
+        now,
+        started.boot,
+        started.seconds,
+        now,
+        entry.settle_seconds,
+        entry.owner,
+        iso(entry.server_started_at),
+        text,
+        fingerprint,
+        entry.new_booking_id,
+        _DECIDER_TEXT[entry.decided_by],
+    )
+
+
+def outcome_row(
+    entry: JournalEntry, state: AttemptState, now: str, new_booking_id: int | None, terms: Terms | None
+) -> Row:
+    """:func:`row_of` ``entry`` settled by its POST's answer at ``now`` (its text), with ``terms``
+    (or the entry's, for None), for :data:`OUTCOME_UPSERT` (which keeps the attempt's start)."""
+    text, fingerprint = terms_columns(terms if terms is not None else entry.terms)
+    return (
+        entry.api_root,
+        entry.booking_id,
+        _STATE_TEXT[state],
+        entry.attempt,
+        entry.started_at.isoformat(),
+        NO_START.boot,
+        NO_START.seconds,
+        now,
+        entry.settle_seconds,
+        entry.owner,
+        iso(entry.server_started_at),
+        text,
+        fingerprint,
+        new_booking_id,
+        _DECIDER_TEXT[Decider.ANSWER],
     )
 
 
@@ -264,140 +328,3 @@ def _select_ids(count: int) -> str:
     # cost grows with every booking the journal keeps (a test holds the plan).
     marks = ", ".join("?" * count)
     return f"SELECT {COLUMNS} FROM attempts WHERE api_root = ? AND booking_id IN ({marks})"
-
-
-def upsert(connection: sqlite3.Connection, rows: list[Row], tail: str) -> list[Row]:
-    """Insert ``rows``, a chunk a statement, with ``tail`` (an ``ON CONFLICT ...``); what it returns."""
-    returned: list[Row] = []
-    for start in range(0, len(rows), ROWS_PER_STATEMENT):
-        chunk = rows[start : start + ROWS_PER_STATEMENT]
-        values = ", ".join(["(" + ", ".join("?" * WIDTH) + ")"] * len(chunk))
-        cursor = connection.execute(
-            f"INSERT INTO attempts ({COLUMNS}) VALUES {values}{tail}", [v for row in chunk for v in row]
-        )
-        returned += cursor.fetchall()
-    return returned
-
-
-def record_results(connection: sqlite3.Connection, rows: list[tuple[str, int, int, str]]) -> None:
-    """Which booking each new booking is the reschedule of (the latest word wins)."""
-    if rows:
-        connection.executemany(
-            "INSERT INTO results (api_root, new_booking_id, booking_id, recorded_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (api_root, new_booking_id) DO UPDATE SET booking_id = excluded.booking_id,"
-            " recorded_at = excluded.recorded_at",
-            rows,
-        )
-
-
-def result_of(connection: sqlite3.Connection, api_root: str, new_booking_id: int) -> int | None:
-    row = connection.execute(
-        "SELECT booking_id FROM results WHERE api_root = ? AND new_booking_id = ?",
-        (api_root, new_booking_id),
-    ).fetchone()
-    return row[0] if row is not None else None
-
-
-def settle_row(
-    connection: sqlite3.Connection,
-    entry: JournalEntry | None,
-    key: Key,
-    state: AttemptState,
-    decider: Decider,
-    new_booking_id: int | None,
-    now: datetime,
-    now_host: HostInstant,
-) -> None:
-    """Write a settled state over ``entry`` (or a first entry for ``key``), keeping its start."""
-    if entry is None:
-        entry = JournalEntry(
-            api_root=key.api_root,
-            booking_id=key.booking_id,
-            state=state,
-            attempt=0,
-            started_at=now,
-            updated_at=now,
-            settle_seconds=0.0,
-        )
-    settled = attrs.evolve(
-        entry,
-        state=state,
-        updated_at=now,
-        new_booking_id=new_booking_id,
-        decided_by=decider,
-        readable=True,
-    )
-    started = now_host if not entry.readable else None
-    if entry.new_booking_id is not None:  # the result this entry recorded is replaced
-        connection.execute(
-            "DELETE FROM results WHERE api_root = ? AND new_booking_id = ? AND booking_id = ?",
-            (key.api_root, entry.new_booking_id, key.booking_id),
-        )
-    row = row_of(settled, started or now_host)
-    if started is None:  # keep the attempt's start as it is in the row
-        tail = (
-            " ON CONFLICT DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,"
-            " new_booking_id = excluded.new_booking_id, decided_by = excluded.decided_by"
-        )
-    else:
-        tail = f" ON CONFLICT DO UPDATE SET {SET_ALL}"
-    upsert(connection, [row], tail)
-    if new_booking_id is not None:
-        record_results(connection, [(key.api_root, new_booking_id, key.booking_id, now.isoformat())])
-
-
-def unsettled_rows(
-    connection: sqlite3.Connection, api_root: str, fingerprints: list[str], unknown_terms: bool
-) -> list[Row]:
-    """The rows in flight or unknown of ``api_root`` with one of ``fingerprints`` (and, with
-    ``unknown_terms``, those whose terms are not known)."""
-    base = f"SELECT {COLUMNS} FROM attempts WHERE api_root = ? AND state IN ('in_flight', 'unknown')"
-    rows: list[Row] = []
-    for start in range(0, len(fingerprints), 500):
-        chunk = fingerprints[start : start + 500]
-        query = f"{base} AND fingerprint IN ({', '.join('?' * len(chunk))})"
-        rows += connection.execute(query, (api_root, *chunk)).fetchall()
-    if unknown_terms:
-        rows += connection.execute(f"{base} AND fingerprint IS NULL", (api_root,)).fetchall()
-    return rows
-
-
-def results_of(connection: sqlite3.Connection, api_root: str, booking_ids: list[int]) -> dict[int, int]:
-    """Which of ``booking_ids`` are recorded reschedules: new id -> original id."""
-    found: dict[int, int] = {}
-    for start in range(0, len(booking_ids), 500):
-        chunk = booking_ids[start : start + 500]
-        query = (
-            "SELECT new_booking_id, booking_id FROM results WHERE api_root = ?"
-            f" AND new_booking_id IN ({', '.join('?' * len(chunk))})"
-        )
-        found.update(connection.execute(query, (api_root, *chunk)).fetchall())
-    return found
-
-
-def every_row(connection: sqlite3.Connection, api_root: str | None) -> list[Row]:
-    """Every row of ``api_root`` (all roots for None), by root and booking id."""
-    if api_root is None:
-        return connection.execute(f"SELECT {COLUMNS} FROM attempts ORDER BY api_root, booking_id").fetchall()
-    query = f"SELECT {COLUMNS} FROM attempts WHERE api_root = ? ORDER BY booking_id"
-    return connection.execute(query, (api_root,)).fetchall()
-
-
-def offset_of(connection: sqlite3.Connection, api_root: str) -> int | None:
-    """The server offset learned for ``api_root`` (minutes east of UTC)."""
-    row = connection.execute("SELECT minutes FROM server_offsets WHERE api_root = ?", (api_root,)).fetchone()
-    return int(row[0]) if row is not None else None
-
-
-def forget_rows(
-    connection: sqlite3.Connection, refused_before: datetime, rescheduled_before: datetime
-) -> int:
-    """Delete refused entries older than the first date and rescheduled ones (with their results) older
-    than the second; how many entries went."""
-    cursor = connection.execute(
-        "DELETE FROM attempts WHERE (state = 'refused' AND updated_at < ?)"
-        " OR (state = 'rescheduled' AND updated_at < ?)",
-        (refused_before.isoformat(), rescheduled_before.isoformat()),
-    )
-    connection.execute("DELETE FROM results WHERE recorded_at < ?", (rescheduled_before.isoformat(),))
-    return cursor.rowcount

@@ -1,14 +1,19 @@
 """A sqlite3 connection on a thread of its own, with group commit: the plumbing of ``SqliteJournal``.
 
 Coroutines hand the thread work and await its result; the event loop never touches the disk. The
-thread takes every piece of work waiting when it starts a transaction and commits them together
-(group commit): fifty concurrent callers cost one ``fsync``, not fifty, and each still resumes only
-after the commit that holds its work. What a group does is the owner's (``run_group``); a group
-that fails is run again one piece at a time, so that one failure fails only its own caller.
+work a loop asks for in one iteration is handed to the thread at once, at the start of the next
+(one wake-up of the thread for the lot). The thread takes every piece of work waiting when it
+starts a transaction and commits them together (group commit): fifty concurrent callers cost one
+``fsync``, not fifty, and each still resumes only after the commit that holds its work (its
+result goes back to its loop in one callback for the whole group). What a group does is the
+owner's (``run_group``); a group that fails is run again one piece at a time, so that one failure
+fails only its own caller.
 
 The writer serves any event loop (each result goes to the loop that asked), and work that was
 queued without a waiter is committed before :meth:`SqliteWriter.close` returns, or at the latest
-when the interpreter exits normally.
+when the interpreter exits normally. A result whose waiter stopped waiting before it came (its
+future cancelled, or its loop closed) is handed to the owner's ``unclaimed`` (a claim granted to a
+caller that is gone is given back: docs/design.md, "The journal").
 """
 
 from __future__ import annotations
@@ -36,8 +41,11 @@ Deliver = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]"] | None
 Result = tuple[Deliver, object, "BaseException | None"]
 #: Runs a group of work in an open transaction and gives each piece's result, in any order.
 GroupRunner = Callable[[sqlite3.Connection, list[tuple[W, Deliver]]], list[Result]]
+#: Takes a committed result nobody waits for any more (on the waiter's loop, or on the writer's
+#: thread when that loop is closed); it must not block.
+Unclaimed = Callable[[object], None]
 
-_MAX_GROUP = 512  # pieces of work committed together at most
+_MAX_GROUP = 512  # pieces of work committed together, about (hand-overs are not split)
 _STOP = object()
 _FLUSH = object()  # work that does nothing: its result comes once everything before it is committed
 _EXIT_WAIT = 10.0  # seconds the interpreter's exit waits for queued work to be committed
@@ -58,15 +66,29 @@ class SqliteWriter(Generic[W]):
     Args:
         connect: opens the connection (on the thread).
         run_group: does a group's work inside ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+        unclaimed: takes each committed result whose waiter is gone.
     """
 
     def __init__(
-        self, connect: Callable[[], sqlite3.Connection], run_group: GroupRunner[W], name: str
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        run_group: GroupRunner[W],
+        name: str,
+        unclaimed: Unclaimed = lambda value: None,
     ) -> None:
         self._connect = connect
         self._run_group = run_group
+        self._unclaimed = unclaimed
         self._name = name
+        # Work reaches the thread a loop iteration's worth at a time: gathered here in order, then
+        # handed over (one list on the queue) by a callback at the loop's next iteration. So the
+        # thread wakes once for the lot, not at the first piece (taking the GIL from a busy loop
+        # to commit a group of one, while the rest of the iteration's work queues behind it).
+        # One list for every loop, so that the queue keeps the order in which work was asked for.
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._gathered: list[tuple[W, Deliver]] = []
+        self._handing_over: set[asyncio.AbstractEventLoop] = set()  # loops with a hand-over to come
+        self._gathering = threading.Lock()
         self._thread: threading.Thread | None = None
         self._opening = threading.Lock()
         self.closed = False
@@ -76,21 +98,55 @@ class SqliteWriter(Generic[W]):
         await self._open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put((work, (loop, future)))
+        self._gather((work, (loop, future)), loop)
+        return future
+
+    def submit_nowait(self, work: W) -> asyncio.Future[Any] | None:
+        """:meth:`submit` without awaiting, when the writer is running; None when it is not (await
+        :meth:`submit`, which opens it)."""
+        if self.closed or self._thread is None:
+            return None
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._gather((work, (loop, future)), loop)
         return future
 
     async def post(self, work: W) -> None:
         """Queue ``work`` and do not wait: it is committed with the next group (and before
         :meth:`close` returns). A failure is logged, since nobody waits to hear of it."""
         await self._open()
-        self._queue.put((work, None))
+        self._gather((work, None), asyncio.get_running_loop())
 
     def post_nowait(self, work: W) -> bool:
-        """:meth:`post` without opening: False (nothing queued) unless the writer is running."""
+        """:meth:`post` without opening: False (nothing queued) unless the writer is running. Off
+        any event loop (the writer's own thread), it is handed over at once, after what was
+        gathered."""
         if self.closed or self._thread is None:
             return False
-        self._queue.put((work, None))
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._hand_over(None, (work, None))
+        else:
+            self._gather((work, None), loop)
         return True
+
+    def _gather(self, item: tuple[W, Deliver], loop: asyncio.AbstractEventLoop) -> None:
+        with self._gathering:
+            self._gathered.append(item)
+            if loop not in self._handing_over:
+                self._handing_over.add(loop)
+                loop.call_soon(self._hand_over, loop)
+
+    def _hand_over(self, loop: asyncio.AbstractEventLoop | None, *more: tuple[W, Deliver]) -> None:
+        """Put what was gathered (and ``more``) on the thread's queue, as one list, in order."""
+        with self._gathering:  # held while putting: two hand-overs must not swap their lists
+            if loop is not None:
+                self._handing_over.discard(loop)
+            items, self._gathered = self._gathered, []
+            items += more
+            if items:
+                self._queue.put(items)
 
     async def _open(self) -> None:
         if self.closed:
@@ -115,6 +171,7 @@ class SqliteWriter(Generic[W]):
         with self._opening:  # an opening under way finishes first
             thread, self._thread = self._thread, None
         if thread is not None:
+            self._hand_over(None)  # what was gathered and not handed over yet goes first
             self._queue.put(_STOP)
             thread.join(timeout)
         _running.discard(self)
@@ -146,17 +203,17 @@ class SqliteWriter(Generic[W]):
                 first = self._queue.get()
                 if first is _STOP:
                     return
-                group = [first]
-                while len(group) < _MAX_GROUP:
+                group: list[tuple[W, Deliver]] = list(first)  # type: ignore[call-overload]
+                while len(group) < _MAX_GROUP:  # and whatever else was handed over meanwhile
                     try:
-                        item = self._queue.get_nowait()
+                        items = self._queue.get_nowait()
                     except queue.Empty:
                         break
-                    if item is _STOP:
+                    if items is _STOP:
                         self._queue.put(_STOP)  # finish this group first, then stop
                         break
-                    group.append(item)
-                self._commit(connection, group)  # type: ignore[arg-type]  # no _STOP in it
+                    group += items  # type: ignore[arg-type]
+                self._commit(connection, group)
         finally:
             connection.close()
 
@@ -184,8 +241,12 @@ class SqliteWriter(Generic[W]):
             loop, future = deliver
             by_loop.setdefault(loop, []).append((future, value, problem))
         for loop, resolved in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: nobody waits
-                loop.call_soon_threadsafe(_resolve_all, resolved)
+            try:
+                loop.call_soon_threadsafe(self._resolve_all, resolved)
+            except RuntimeError:  # the loop closed meanwhile: nobody waits
+                for _future, value, problem in resolved:
+                    if problem is None:
+                        self._give_back(value)
 
     def _transaction(self, connection: sqlite3.Connection, group: list[tuple[W, Deliver]]) -> list[Result]:
         connection.execute("BEGIN IMMEDIATE")
@@ -198,12 +259,18 @@ class SqliteWriter(Generic[W]):
             raise
         return results
 
+    def _resolve_all(self, resolved: list[tuple[asyncio.Future[Any], object, BaseException | None]]) -> None:
+        for future, value, problem in resolved:
+            if future.cancelled():  # its caller stopped waiting; the work is committed all the same
+                if problem is None:
+                    self._give_back(value)
+            elif problem is not None:
+                future.set_exception(problem)
+            else:
+                future.set_result(value)
 
-def _resolve_all(resolved: list[tuple[asyncio.Future[Any], object, BaseException | None]]) -> None:
-    for future, value, problem in resolved:
-        if future.cancelled():
-            continue  # its caller stopped waiting; the work is committed all the same
-        if problem is not None:
-            future.set_exception(problem)
-        else:
-            future.set_result(value)
+    def _give_back(self, value: object) -> None:
+        try:
+            self._unclaimed(value)
+        except Exception:  # on the writer's thread or in a batch of results: the others go on
+            log.exception("the journal could not give back a result nobody waited for")

@@ -5,16 +5,20 @@ that are typed. Each store runs the same tests (the PostgreSQL one in test_postg
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import os
 import signal
 import sqlite3
 import stat
 import sys
+import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import attrs
 import pytest
 
 from aw_async.errors import JournalError
@@ -29,9 +33,10 @@ from aw_async.journal import (
     Terms,
 )
 from aw_async.journal._rules import claimed, may_claim
-from aw_async.journal._sqlite_tables import _select_ids
+from aw_async.journal._sqlite_tables import _select_ids, terms_columns
 
 from ..clocks import ManualClocks
+from ..scripted import eventually
 
 ROOT = "https://api.example"
 K = Key(ROOT, 11)
@@ -109,6 +114,28 @@ def test_the_claim_rule(entry: JournalEntry | None, free: bool, forced: bool) ->
 
 
 # --- transitions, fenced ----------------------------------------------------------------------
+
+
+def test_terms_are_kept_as_canonical_json_of_every_field() -> None:
+    # Stores compare and index this text (twins share it), and files written by earlier versions
+    # hold it: it must stay what json.dumps of attrs.asdict wrote, for every field there is.
+    odd = Terms(
+        user_id=None,
+        duration=30,
+        credits=Decimal("12.5"),
+        method=1,
+        phone_number="+44 7700 900123",
+        skype_name="s\u00e9",
+        comments='a "b"\n',
+    )
+    for terms in (TERMS, odd):
+        fields = attrs.asdict(terms)
+        fields["credits"] = str(terms.credits)
+        expected = json.dumps(fields, sort_keys=True, ensure_ascii=True, separators=(",", ":"))
+        assert terms.to_text() == expected
+        assert Terms.from_text(expected) == terms
+        assert terms.fingerprint == hashlib.sha256(expected.encode("ascii")).hexdigest()[:32]
+        assert terms_columns(terms) == (expected, terms.fingerprint)
 
 
 async def test_a_claim_then_an_outcome_then_the_next_attempt(journal: Journal) -> None:
@@ -336,6 +363,143 @@ async def test_a_claim_is_committed_before_it_returns(tmp_path: Path) -> None:
         with sqlite3.connect(path) as other:  # another process's view
             rows = other.execute("SELECT state, attempt FROM attempts WHERE booking_id = 11").fetchall()
         assert rows == [("in_flight", 1)]
+    finally:
+        await journal.aclose()
+
+
+async def test_a_claim_whose_caller_is_cancelled_on_its_way_is_given_back_as_refused(tmp_path: Path) -> None:
+    # The caller stops waiting while its claim waits for the file (another process's transaction
+    # holds the write lock); the claim lands all the same. Nothing was sent, so it is given back:
+    # left in flight under this live process, it would hold every later call back.
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path)
+    try:
+        assert await journal.get(K) is None  # opened
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # the journal's thread waits for this lock
+            caller = asyncio.ensure_future(claim(journal))
+            await asyncio.sleep(0)  # its claim is queued
+            caller.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await caller
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await journal.flush()
+        entry = await journal.get(K)
+        assert entry is not None
+        assert (entry.attempt, entry.state) == (1, AttemptState.REFUSED)
+        assert not journal._live
+        again = await claim(journal)
+        assert again is not None
+        assert again.attempt == 2
+        assert journal.claims_survive_cancellation  # so the guard awaits its claims directly
+    finally:
+        await journal.aclose()
+
+
+async def test_a_claim_whose_caller_is_cancelled_once_its_answer_came_is_given_back(tmp_path: Path) -> None:
+    # The claim's answer has come, but its caller is cancelled before it runs again: the answer is
+    # lost to the caller (asyncio raises CancelledError in it), so the journal gives the claim back.
+    journal = SqliteJournal(tmp_path / "j.sqlite3")
+    started, release = threading.Event(), threading.Event()
+
+    def hold(connection: sqlite3.Connection) -> None:
+        started.set()
+        release.wait(60)
+
+    try:
+        assert await journal.get(K) is None  # opened
+        held = await journal._writer.submit(hold)  # white box: the journal's thread is busy
+        await asyncio.to_thread(started.wait, 60)
+        ahead = await journal._writer.submit(lambda connection: None)  # answered just before the claim
+        caller = asyncio.ensure_future(claim(journal))
+        await asyncio.sleep(0)  # the claim is asked for
+        await eventually(lambda: not journal._writer._gathered)  # both queued: committed together
+        release.set()
+        await held
+        await ahead  # the claim's answer is set; its caller has not run since
+        assert not caller.done()
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        entry = await journal.get(K)
+        assert entry is not None
+        assert (entry.attempt, entry.state) == (1, AttemptState.REFUSED)
+        assert not journal._live
+        again = await claim(journal)
+        assert again is not None
+        assert again.attempt == 2
+    finally:
+        release.set()
+        await journal.aclose()
+
+
+def test_a_claim_whose_event_loop_closed_before_its_answer_is_given_back(tmp_path: Path) -> None:
+    # Nobody is left to hear of the claim (its caller cancelled, its loop closed): the writer's
+    # thread gives it back itself, and the next loop finds it refused and free.
+    path = tmp_path / "j.sqlite3"
+    journal = SqliteJournal(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    first = asyncio.new_event_loop()
+    try:
+        assert first.run_until_complete(journal.get(K)) is None  # opened
+
+        async def ask_then_leave() -> None:
+            caller = asyncio.ensure_future(claim(journal))
+            await asyncio.sleep(0)  # asked for
+            await asyncio.sleep(0)  # handed to the journal's thread, which waits for the lock
+            caller.cancel()
+            await asyncio.wait([caller])
+
+        other.execute("BEGIN IMMEDIATE")
+        first.run_until_complete(ask_then_leave())
+    finally:
+        first.close()
+        other.execute("ROLLBACK")
+        other.close()
+
+    async def afterwards() -> None:
+        try:
+            for _ in range(500):  # the claim is committed, then given back: look until it is
+                entry = await journal.get(K)
+                assert entry is not None
+                if entry.state is not AttemptState.IN_FLIGHT:
+                    break
+                await asyncio.sleep(0.01)
+            assert (entry.attempt, entry.state) == (1, AttemptState.REFUSED)
+            assert not journal._live
+            again = await claim(journal)
+            assert again is not None
+            assert again.attempt == 2
+        finally:
+            await journal.aclose()
+
+    asyncio.run(afterwards())
+
+
+async def test_a_run_of_outcomes_records_each_owners_own_attempt_and_only_those(tmp_path: Path) -> None:
+    # Asked for together, they are written in one statement (padded with copies of its last row):
+    # a stale outcome among them is refused alone, and the others' new bookings are recorded.
+    journal = SqliteJournal(tmp_path / "j.sqlite3")
+    try:
+        entries = await asyncio.gather(*(claim(journal, Key(ROOT, n)) for n in range(1, 6)))
+        assert all(entries)
+        fresh = [e for e in entries if e is not None]
+        stale = attrs.evolve(fresh[-1], attempt=fresh[-1].attempt + 1)
+        recorded = await asyncio.gather(
+            *(
+                journal.record_outcome(e, AttemptState.RESCHEDULED, new_booking_id=100 + e.booking_id)
+                for e in [*fresh[:-1], stale]
+            )
+        )
+        assert recorded == [True, True, True, True, False]
+        assert await journal.results_among(ROOT, range(100, 106)) == {101: 1, 102: 2, 103: 3, 104: 4}
+        last = await journal.get(Key(ROOT, 5))
+        assert last is not None
+        assert (last.attempt, last.state) == (1, AttemptState.IN_FLIGHT)
+        assert await journal.record_outcome(fresh[-1], AttemptState.REFUSED)
     finally:
         await journal.aclose()
 

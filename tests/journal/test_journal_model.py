@@ -237,7 +237,7 @@ class _CountedJournal(SqliteJournal):
 
     @property
     def at_rest(self) -> bool:
-        return self.under_way == 0 and self._writer._queue.empty()
+        return self.under_way == 0 and self._writer._queue.empty() and not self._writer._gathered
 
 
 class Process:
@@ -277,6 +277,7 @@ class Process:
 
         journal.record_outcome_nowait = nothing  # type: ignore[method-assign]
         journal.record_outcome = nothing_awaited  # type: ignore[method-assign]
+        journal._writer._gathered.clear()  # what was asked for, not even queued yet, is gone
         pending = journal._writer._queue
         while True:  # what was queued, uncommitted, is gone
             try:
