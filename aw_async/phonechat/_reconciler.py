@@ -78,8 +78,8 @@ class Reconciler:
         if not readable:
             return verdicts
         targets = [await self._with_terms(target) for target in readable]
-        group = await self._twins(targets)
         offsets = admissible_offsets(await self.journal.server_offset(self.api_root))
+        group = await self._twins(targets, offsets)
         server_now = self._server_clock.now()
         start = min(window(entry, server_now).start for entry in group)
         if server_now is None:  # the server's clock is not known yet: the host's may be a day off
@@ -119,8 +119,12 @@ class Reconciler:
             await self.journal.learn_terms(entry.key, entry.attempt, terms)
         return attrs.evolve(entry, terms=terms)
 
-    async def _twins(self, targets: list[JournalEntry]) -> list[JournalEntry]:
-        """The targets with every unsettled twin whose window overlaps theirs (transitively)."""
+    async def _twins(self, targets: list[JournalEntry], offsets: tuple[int, int]) -> list[JournalEntry]:
+        """The targets with every unsettled twin whose window may share a candidate with theirs
+        (transitively). A naive ``CreateDate`` names an instant only up to the server's offset, so a
+        booking may fall in two windows as far apart as the admissible offsets are wide: twins
+        weighed apart, each would take the one new booking for its own (docs/api.md, "Reconciling
+        an unknown outcome")."""
         fingerprints = {target.terms.fingerprint for target in targets if target.terms is not None}
         by_key: dict[Key, JournalEntry] = {}
         for entry in await self.journal.unsettled(self.api_root, [*fingerprints, None]):
@@ -134,6 +138,7 @@ class Reconciler:
         chosen = {target.key for target in targets}
         server_now = self._server_clock.now()
         spans = {key: window(entry, server_now) for key, entry in by_key.items()}
+        reach = timedelta(minutes=offsets[1] - offsets[0])  # how far apart one candidate's readings lie
         growing = True
         while growing:
             growing = False
@@ -143,8 +148,8 @@ class Reconciler:
                 span = spans[key]
                 if any(
                     by_key[other].terms == entry.terms
-                    and spans[other].start <= span.end
-                    and span.start <= spans[other].end
+                    and spans[other].start <= span.end + reach
+                    and span.start <= spans[other].end + reach
                     for other in chosen
                 ):
                     chosen.add(key)

@@ -6,6 +6,7 @@ settle window needs passes on the journal's own clock (:class:`tests.clocks.Manu
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -25,8 +26,9 @@ from aw_async.errors import (
     InvalidRequestError,
     OutcomeUnknownError,
 )
-from aw_async.journal import AttemptState, Journal, Key, MemoryJournal, SqliteJournal
+from aw_async.journal import AttemptState, Journal, Key, MemoryJournal, SqliteJournal, Terms
 from aw_async.journal._rules import settle_seconds
+from aw_async.models import MadeBookingsPage
 from aw_async.sandbox import SandboxServer
 from aw_async.testing import MockTransport, Request, Response
 
@@ -35,6 +37,7 @@ from ..clocks import ManualClocks
 from ..scripted import eventually, past_booking
 
 TOKEN = "once-token"
+ROOT = "https://api.example"
 USER = 41
 TIMEOUT = 5.0
 SETTLE = settle_seconds(TIMEOUT)
@@ -493,6 +496,38 @@ async def test_twins_with_lost_answers_are_never_sent_twice_and_the_user_settles
         await aw.phonechat.reschedule_made_booking(12)
     assert (sandbox.reschedule_count(11), sandbox.reschedule_count(12)) == (1, 1)
     assert posts(sandbox) == 3
+
+
+async def test_twins_an_hour_apart_are_weighed_together_while_the_servers_offset_is_unknown() -> None:
+    # Found by the journal's model: 11's POST was processed (the server made 6, at 23:30 on its own
+    # clock, zone unknown) and its answer lost; 12's, an hour later, was lost before processing. Their
+    # windows do not meet in UTC, but 6's naive CreateDate reads into both under some offset. Weighed
+    # alone, 12 took 6 for its own; 11, with 6 recorded as 12's, was then "did not happen", and sent
+    # again: rescheduled twice. Weighed together, neither can be told: only the user can say.
+    clocks = ManualClocks(wall=datetime(2026, 10, 24, 23, 30, tzinfo=UTC))
+    journal = MemoryJournal(clocks=clocks.clocks())
+    made = twin(6, create_date=datetime(2026, 10, 24, 23, 30), session_date=datetime(2026, 10, 24, 23, 37))
+    listing = MadeBookingsPage(page_count=1, page_number=1, bookings=(made,))
+
+    def handle(request: Request) -> Response:
+        date = {"Date": email.utils.format_datetime(clocks.wall, usegmt=True)}
+        if "MadeBookings" in request.url and "Details" not in request.url:
+            return answer(listing, **date)
+        return answer(twin(int(request.url.rsplit("=", 1)[1])), **date)
+
+    for booking_id in (11, 12):
+        granted = await journal.claim(
+            Key(ROOT, booking_id), force=False, settle=SETTLE, terms=Terms.of(twin(booking_id))
+        )
+        assert granted.entry is not None
+        await journal.record_outcome(granted.entry, AttemptState.UNKNOWN)
+        clocks.advance(3600)
+    async with AdultWorkClient(TOKEN, base_url=ROOT, journal=journal, transport=MockTransport(handle)) as aw:
+        for booking_id in (12, 11):
+            with pytest.raises(OutcomeUnknownError) as caught:
+                await aw.phonechat.reconcile(booking_id)
+            assert caught.value.candidates == (6,)
+    await journal.aclose()
 
 
 async def test_sixteen_twins_whose_answers_were_all_lost_are_all_settled_by_counting(
