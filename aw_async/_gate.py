@@ -222,10 +222,10 @@ class LearnedPace(Pacer):
 
     None until a 429 comes after at least :data:`LEAST_EVIDENCE` answers in the last second or two:
     then the rate of those answers, halved (a batch that met the limit was over it, and the
-    server's burst flattered the estimate). From the moment
-    the gate opens it grows by :data:`PACE_GROWTH` a second, compounding; the next 429 takes it down
-    to :data:`PACE_BACK_OFF` of its rate if it came within :data:`QUICK_429` seconds of the opening
-    (still far too fast), else to :data:`PACE_DECREASE` of it. So a batch settles just under the
+    server's burst flattered the estimate). From the moment the gate opens it grows by
+    :data:`PACE_GROWTH` a second, compounding; the next 429 takes it down to :data:`PACE_BACK_OFF`
+    of its rate if it came within :data:`QUICK_429` seconds of the opening (still far too fast),
+    else to :data:`PACE_DECREASE` of it. So a batch settles just under the
     server's limit, meets a 429 now and then as the pace creeps up, and a server whose limit is
     lifted is soon not paced at all. Slots are given one after another, without a burst.
     """
