@@ -18,7 +18,7 @@ import attrs
 
 from ._rules import AttemptState, JournalEntry, Key, Terms, claimed, may_claim
 from ._sqlite_statements import record_results, upsert
-from ._sqlite_tables import CLAIM_UPSERT, OUTCOME_UPSERT, RowReader, claim_row, outcome_row
+from ._sqlite_tables import CLAIM_UPSERT, OUTCOME_UPSERT, RowReader, outcome_row, row_of
 from ._store import Claim, Clocks
 from ._writer import Deliver
 
@@ -151,7 +151,7 @@ class Groups:
                 results.append((deliver, Claim(True, entry), None))
             else:
                 results.append((deliver, Claim(False, entry), None))
-        rows = [claim_row(entry, now_host, now_text) for entry in granted.values()]
+        rows = [row_of(entry, now_host, now_text) for entry in granted.values()]
         upsert(connection, rows, CLAIM_UPSERT)
         return results
 

@@ -31,7 +31,6 @@ __all__ = [
     "RowReader",
     "SchemaProblem",
     "check_schema",
-    "claim_row",
     "iso",
     "outcome_row",
     "row_of",
@@ -158,41 +157,20 @@ def terms_columns(terms: Terms | None) -> tuple[str | None, str | None]:
     return columns
 
 
-def row_of(entry: JournalEntry, started: HostInstant) -> Row:
-    """The row of ``entry``, its attempt started at ``started`` on the host's clock."""
+def row_of(entry: JournalEntry, started: HostInstant, at: str | None = None) -> Row:
+    """The row of ``entry``, its attempt started at ``started`` on the host's clock; begun and
+    updated ``at`` when given (a granted claim's, :func:`~._rules.claimed`: one text for the whole
+    run of claims, not two ``isoformat`` calls a row)."""
     text, fingerprint = terms_columns(entry.terms)
     return (
         entry.api_root,
         entry.booking_id,
         _STATE_TEXT[entry.state],
         entry.attempt,
-        entry.started_at.isoformat(),
+        at or entry.started_at.isoformat(),
         started.boot,
         started.seconds,
-        entry.updated_at.isoformat(),
-        entry.settle_seconds,
-        entry.owner,
-        iso(entry.server_started_at),
-        text,
-        fingerprint,
-        entry.new_booking_id,
-        _DECIDER_TEXT[entry.decided_by],
-    )
-
-
-def claim_row(entry: JournalEntry, started: HostInstant, now: str) -> Row:
-    """:func:`row_of` a granted claim's entry (:func:`~._rules.claimed`), begun and updated at
-    ``now`` (its text: one for the whole run of claims)."""
-    text, fingerprint = terms_columns(entry.terms)
-    return (
-        entry.api_root,
-        entry.booking_id,
-        _STATE_TEXT[entry.state],
-        entry.attempt,
-        now,
-        started.boot,
-        started.seconds,
-        now,
+        at or entry.updated_at.isoformat(),
         entry.settle_seconds,
         entry.owner,
         iso(entry.server_started_at),
