@@ -221,8 +221,9 @@ class SandboxServer:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         # A short shutdown: handlers still holding back an answer (a delay fault) are cancelled
-        # instead of waited for, so closing a sandbox is prompt.
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
+        # instead of waited for, so closing a sandbox is prompt. An answer being written needs
+        # only milliseconds on loopback.
+        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.05)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()

@@ -29,7 +29,7 @@ import json
 import os
 import queue
 import shutil
-import time
+import threading
 from collections.abc import Coroutine
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -222,11 +222,48 @@ class SimServer:
         )
 
 
-class _CountedJournal(SqliteJournal):
-    """A sqlite journal that says whether it has work under way (for the model to know when the
-    world has come to rest: nothing in the journal, nothing waiting on the clock)."""
+class _CountingQueue(queue.SimpleQueue[object]):
+    """The writer's queue, counting the pieces of work handed to its thread."""
 
-    under_way = 0
+    def __init__(self, journal: _CountedJournal) -> None:
+        self._journal = journal
+
+    def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
+        if isinstance(item, list):  # a hand-over (not the writer's stop marker)
+            with self._journal.idle:
+                self._journal.on_the_thread += len(item)
+        super().put(item, block, timeout)
+
+
+class _CountedJournal(SqliteJournal):
+    """A sqlite journal that says exactly whether it has work under way, so that the model knows when
+    the world has come to rest (nothing in the journal, nothing waiting on the clock) without polling:
+
+    - ``under_way``: calls waiting for their work to be committed;
+    - ``on_the_thread``: pieces handed to the writer's thread and not yet committed *and* delivered
+      (a delivery is a callback already in the loop's ready queue, which the model sees).
+
+    What was asked for and not handed over yet is the writer's ``_gathered``, with its hand-over
+    callback in the loop's ready queue."""
+
+    def __init__(self, path: Path, **options: Any) -> None:
+        super().__init__(path, **options)
+        self.under_way = 0
+        self.on_the_thread = 0
+        self.idle = threading.Condition()
+        writer = self._writer
+        writer._queue = _CountingQueue(self)
+        commit = writer._commit
+
+        def counted_commit(connection: Any, everything: list[Any]) -> None:
+            try:
+                commit(connection, everything)  # delivers: call_soon_threadsafe, before this returns
+            finally:
+                with self.idle:
+                    self.on_the_thread -= len(everything)
+                    self.idle.notify_all()
+
+        writer._commit = counted_commit  # type: ignore[method-assign]
 
     async def _do(self, work: Any) -> Any:
         self.under_way += 1
@@ -235,9 +272,15 @@ class _CountedJournal(SqliteJournal):
         finally:
             self.under_way -= 1
 
+    def wait_for_the_thread(self) -> None:
+        """Block until the writer's thread has committed and delivered all it was handed."""
+        with self.idle:
+            if not self.idle.wait_for(lambda: self.on_the_thread == 0, timeout=30):
+                raise AssertionError("the journal's thread did not finish its work in 30 s")
+
     @property
     def at_rest(self) -> bool:
-        return self.under_way == 0 and self._writer._queue.empty() and not self._writer._gathered
+        return self.under_way == 0 and self.on_the_thread == 0 and not self._writer._gathered
 
 
 class Process:
@@ -351,14 +394,18 @@ class JournalModel(RuleBasedStateMachine):
 
         async def quiet() -> None:
             resting = 0
-            for _ in range(200_000):
+            for _ in range(100_000):
                 await asyncio.sleep(0)  # what is ready runs, what a thread handed back is picked up
-                # A real wait, for the journal's thread to have the GIL: time.sleep, because the event
-                # loop's own waits are whole milliseconds (epoll), and a settle comes after every step.
-                time.sleep(0.0001)  # noqa: ASYNC251
-                resting = resting + 1 if at_rest() else 0
-                if resting >= 6:
+                busy = [p.journal for p in self.processes if p.alive and p.journal.on_the_thread]
+                for journal in busy:  # its thread works without the loop: wait for it, not in a poll
+                    journal.wait_for_the_thread()
+                # Twice in a row, a loop iteration apart: what the first reading's iteration made ready
+                # has run by the second.
+                resting = resting + 1 if not busy and at_rest() else 0
+                if resting >= 2:
                     break
+            else:
+                raise AssertionError("the world never came to rest")
             for process in self.processes:
                 for task in process.tasks:
                     if task.done() and not task.cancelled() and task.exception() is not None:
