@@ -399,7 +399,7 @@ class PhoneChatService:
     # --- what happened, and the user's word --------------------------------------------------
 
     async def _reconcile_one(self, entry: JournalEntry) -> Verdict | None:
-        return (await self._reconciler.settle([entry])).get(entry.key)
+        return (await self._reconciler.reconcile([entry])).get(entry.key)
 
     async def reconcile(self, booking_id: int, *, since: datetime | None = None) -> MadeBooking | None:
         """Learn from MadeBookings whether a reschedule of ``booking_id`` happened: the new booking if
