@@ -69,7 +69,8 @@ def _a_booking() -> MadeBooking:
 
 
 def test_every_builder_has_a_file_name_of_its_own_and_inspect_reads_its_source() -> None:
-    builders = list(every_builder())
+    # One each: models with a list of the same items (two hold PhoneChatMethods) share its builder.
+    builders = list({id(build): build for build in every_builder()}.values())
     names = [build.__code__.co_filename for build in builders]
     assert len(set(names)) == len(names), names
     # Every served model's builders, roots, list items and nested objects alike (derived, not
