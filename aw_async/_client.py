@@ -177,7 +177,7 @@ class AdultWorkClient:
             user_agent=f"{user_agent} {agent}" if user_agent else agent,
             api_key=api_key,
         )
-        self._api = Caller(
+        self._caller = Caller(
             transport=_transport(
                 transport,
                 session=session,
@@ -194,18 +194,18 @@ class AdultWorkClient:
             codecs=CodecSet(codec_list),
         )
         #: CreditHistory operations.
-        self.credit_history = CreditHistoryService(self._api)
+        self.credit_history = CreditHistoryService(self._caller)
         opened, self._release_journal = open_journal(journal)
         #: PhoneChat operations.
         self.phonechat = PhoneChatService(
-            self._api,
+            self._caller,
             self.credit_history,
             zone,
             journal=opened,
             api_root=api_root(base_url),
             settle=settle_seconds(timeout),
             wait_elsewhere=timeout,
-            clock=self._api.transport.clock,
+            clock=self._caller.transport.clock,
         )
 
     def __repr__(self) -> str:
@@ -215,7 +215,7 @@ class AdultWorkClient:
     def connections_in_use(self) -> int:
         """How many connections this client's session holds checked out right now: 0 whenever no
         request is in flight, whatever happened to the last one (a reset, a timeout, a cancel)."""
-        return self._api.transport.connections_in_use
+        return self._caller.transport.connections_in_use
 
     async def __aenter__(self) -> Self:
         return self
@@ -238,7 +238,7 @@ class AdultWorkClient:
         what the journal queued, and close it if this client was the last to use it (a journal
         object given to the client is the caller's to close)."""
         try:
-            await self._api.transport.close()
+            await self._caller.transport.close()
         finally:
             await self._release_journal()
 

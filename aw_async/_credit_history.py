@@ -14,8 +14,8 @@ __all__ = ["CreditHistoryService"]
 class CreditHistoryService:
     """``aw.credit_history``: CreditHistory operations."""
 
-    def __init__(self, api: Caller) -> None:
-        self._api = api
+    def __init__(self, caller: Caller) -> None:
+        self._caller = caller
 
     async def get_current_credit_balance(self) -> Decimal:
         """The logged-in user's credit balance (GetCurrentCreditBalance), exact.
@@ -23,4 +23,4 @@ class CreditHistoryService:
         Raises:
             ApiError, TransportError, DecodeError: see :mod:`aw_async.errors`.
         """
-        return await self._api.call(GET_CURRENT_CREDIT_BALANCE, NoParameters())
+        return await self._caller.call(GET_CURRENT_CREDIT_BALANCE, NoParameters())

@@ -159,7 +159,8 @@ class TokenNotSavedError(AdultWorkError):
 
 class UnexpectedError(AdultWorkError):
     """A failure aw_async did not foresee (a bug in it, or in a plugged-in codec): the redacted
-    original is the ``__cause__``. Nothing but an :class:`AdultWorkError` leaves a call."""
+    original is the ``__cause__``: every failure of a call is an :class:`AdultWorkError` (a caller's
+    argument of the wrong type aside, which raises ``TypeError``)."""
 
 
 class InvalidRequestError(AdultWorkError, ValueError):

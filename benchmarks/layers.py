@@ -97,7 +97,7 @@ async def _run(base: str, layer: str, ids: range, format: str, checks: bool, jou
     async with AdultWorkClient("benchmark", base_url=base, format=format, journal=journal) as aw:
         phonechat = aw.phonechat
         # The layers below the service, which only a benchmark calls alone.
-        api, guard, zone = phonechat._api, phonechat._guard, phonechat.server_timezone
+        api, guard, zone = phonechat._caller, phonechat._guard, phonechat.server_timezone
         settings, codecs = api.settings, api.codecs
         if layer == "+ batch":
             await phonechat.reschedule_made_bookings(ids, concurrency=WORKERS, check_preconditions=checks)

@@ -91,7 +91,7 @@ def outcome_json(outcome: RescheduleOutcome) -> dict[str, Any]:
     """One booking's outcome as machine output, for ``reschedule`` and ``reconcile`` alike.
 
     ``rescheduled`` is true when the booking was rescheduled (now, or before: ``new_booking_id``),
-    false when it certainly was not, and null when it may have been (check before trying again).
+    false when it certainly was not, and null when it may have been (a re-run reconciles it first).
     """
     error = outcome.error
     if outcome.ok or isinstance(error, AlreadyRescheduledError):
@@ -173,17 +173,22 @@ def is_done(outcome: RescheduleOutcome) -> bool:
     return outcome.ok or isinstance(outcome.error, AlreadyRescheduledError)
 
 
-def summary_line(outcomes: list[RescheduleOutcome]) -> str:
+def summary_line(outcomes: list[RescheduleOutcome], *, journal_kept: bool = True) -> str:
     """How a batch went, in one line: the bookings it started, then those it never started, counted
-    once per cause (a batch that could not go on says why once, not once a booking)."""
+    once per cause (a batch that could not go on says why once, not once a booking).
+
+    ``journal_kept``: the journal outlives this run (not ``--no-journal``), so a re-run reconciles
+    the bookings that may have gone through before sending anything."""
     started = [o for o in outcomes if not isinstance(o.error, NotStartedError)]
-    parts = [started_line(started)] if started or not outcomes else []
+    parts = [started_line(started, journal_kept=journal_kept)] if started or not outcomes else []
     parts += not_started_parts(outcomes)
     return "; ".join(parts)
 
 
-def started_line(started: list[RescheduleOutcome]) -> str:
-    """``N bookings: D rescheduled, F failed (kinds)``, and which ones may have gone through."""
+def started_line(started: list[RescheduleOutcome], *, journal_kept: bool = True) -> str:
+    """``N bookings: D rescheduled, F failed (kinds)``, and which ones may have gone through, with
+    the advice the errors give (calling again is safe: it reconciles first), unless no journal
+    outlives the run."""
     done = sum(outcome.ok for outcome in started)
     before = sum(isinstance(outcome.error, AlreadyRescheduledError) for outcome in started)
     maybe = [outcome.booking_id for outcome in started if outcome.may_have_happened]
@@ -199,7 +204,16 @@ def started_line(started: list[RescheduleOutcome]) -> str:
     )
     if maybe:
         shown = " ".join(map(str, maybe[:10])) + (" ..." if len(maybe) > 10 else "")
-        line += f"; {len(maybe)} may have gone through: check before trying again: aw-async reconcile {shown}"
+        if journal_kept:
+            line += (
+                f"; {len(maybe)} may have gone through: running this again is safe (it reconciles them "
+                f"first), or ask now: aw-async reconcile {shown}"
+            )
+        else:  # the journal was this run's: a re-run would not know they may have gone through
+            line += (
+                f"; {len(maybe)} may have gone through, and --no-journal kept no record of it: check "
+                f"your bookings before trying again: {shown}"
+            )
     return line
 
 

@@ -377,6 +377,7 @@ async def _reschedule(aw: AdultWorkClient, args: argparse.Namespace, ids: list[i
         check_preconditions=not args.no_check,
         force=args.force,
         as_json=args.json,
+        journal_kept=not args.no_journal,
     )
 
 

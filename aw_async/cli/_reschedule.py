@@ -56,8 +56,10 @@ async def reschedule(
     check_preconditions: bool,
     force: bool,
     as_json: bool,
+    journal_kept: bool = True,
 ) -> int:
-    """Run the batch, printing each outcome as it completes; stop gently on a signal."""
+    """Run the batch, printing each outcome as it completes; stop gently on a signal.
+    ``journal_kept``: the journal outlives this run (not ``--no-journal``)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[signal.Signals] = []
@@ -111,7 +113,7 @@ async def reschedule(
             loop.remove_signal_handler(handled)
     if progress is not None:
         progress.finish()
-    summary = summary_line(reported)
+    summary = summary_line(reported, journal_kept=journal_kept)
     never = distinct - len(reported)
     if never:
         summary += f"; {plural(never, 'booking')} not started"

@@ -237,7 +237,7 @@ class _Batch:
         if not unknown:
             return
         try:
-            verdicts = await self.services.reconciler.settle(unknown)
+            verdicts = await self.services.reconciler.reconcile(unknown)
         except AdultWorkError:
             log.warning(
                 "the batch's reconciliation failed; each booking reconciles on its own", exc_info=True
@@ -250,7 +250,7 @@ class _Batch:
         verdict = self.verdicts.pop((entry.key, entry.attempt), None)
         if verdict is not None:
             return verdict
-        return (await self.services.reconciler.settle([entry])).get(entry.key)
+        return (await self.services.reconciler.reconcile([entry])).get(entry.key)
 
     # --- the workers --------------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ class Reconciler:
         self._page = page
         self._server_clock = server_clock
 
-    async def settle(self, targets: Sequence[JournalEntry]) -> dict[Key, Verdict]:
+    async def reconcile(self, targets: Sequence[JournalEntry]) -> dict[Key, Verdict]:
         """Reconcile ``targets`` (attempts that count as unknown), with their twins; record each
         verdict against its attempt; give the verdict of every attempt weighed (a target whose
         entry moved on meanwhile may be missing: read it again).
@@ -192,7 +192,7 @@ class Reconciler:
                 settle_seconds=settle,
                 age=max((now - started).total_seconds(), 0.0),
             )
-        verdict = (await self.settle([question])).get(key)
+        verdict = (await self.reconcile([question])).get(key)
         if isinstance(verdict, Happened):
             return verdict.booking
         if isinstance(verdict, DidNotHappen):

@@ -71,7 +71,7 @@ class PhoneChatService:
     """``aw.phonechat``: PhoneChat operations.
 
     Args:
-        api: the client's call pipeline.
+        caller: the client's call pipeline (:class:`~aw_async._caller.Caller`).
         credit_history: for the balance a reschedule needs.
         server_timezone: the zone of the server's suffix-less datetimes.
         journal: where reschedule attempts are recorded.
@@ -83,7 +83,7 @@ class PhoneChatService:
 
     def __init__(
         self,
-        api: Caller,
+        caller: Caller,
         credit_history: CreditHistoryService,
         server_timezone: tzinfo,
         *,
@@ -93,7 +93,7 @@ class PhoneChatService:
         wait_elsewhere: float,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._api = api
+        self._caller = caller
         self._credit_history = credit_history
         # Concurrent reschedules share one balance read: each would read the same balance anyway,
         # and the read costs more than the POST. Shared only between callers that began after the
@@ -110,14 +110,14 @@ class PhoneChatService:
             api_root=api_root,
             details=self.made_booking_details,
             page=self._created_since,
-            server_clock=api.server_clock,
+            server_clock=caller.server_clock,
         )
         self._guard = RescheduleGuard(
             journal,
             api_root=api_root,
             settle=settle,
             wait_elsewhere=wait_elsewhere,
-            server_clock=api.server_clock,
+            server_clock=caller.server_clock,
             reconcile=self._reconcile_one,
             clock=clock,
         )
@@ -137,7 +137,7 @@ class PhoneChatService:
         query = MadeBookingDetailsQuery(booking_id=require_id(booking_id))
         if as_user is not None:
             require_id(as_user, "UserID")
-        return await self._api.call(MADE_BOOKING_DETAILS, query, as_user=as_user)
+        return await self._caller.call(MADE_BOOKING_DETAILS, query, as_user=as_user)
 
     async def made_bookings_page(
         self,
@@ -167,7 +167,7 @@ class PhoneChatService:
         query = MadeBookingsQuery(
             start_date=start_date, order_by=order_by, bookings_per_page=per_page, page_number=page
         )
-        return await self._api.call(MADE_BOOKINGS, query, as_user=as_user)
+        return await self._caller.call(MADE_BOOKINGS, query, as_user=as_user)
 
     def made_bookings(
         self,
@@ -206,7 +206,7 @@ class PhoneChatService:
             InvalidRequestError: ``book_user_id`` is not a positive integer; nothing was sent.
         """
         query = UserBookingRequirementsQuery(book_user_id=require_positive_id(book_user_id, "BookUserID"))
-        return await self._api.call(GET_USER_BOOKING_REQUIREMENTS, query)
+        return await self._caller.call(GET_USER_BOOKING_REQUIREMENTS, query)
 
     # --- booking and cancelling ----------------------------------------------------------------
 
@@ -255,7 +255,7 @@ class PhoneChatService:
         if check_preconditions:
             requirements = await self.get_user_booking_requirements(book_user_id)
             check_offer(book_user_id, credits, duration, requirements.phone_chat_ppm)
-        return await self._spend(self._api.call(CREATE_BOOKING, request))
+        return await self._spend(self._caller.call(CREATE_BOOKING, request))
 
     async def cancel_made_booking(
         self, booking_id: int, reason: str, *, check_preconditions: bool = True
@@ -279,7 +279,7 @@ class PhoneChatService:
             booking = await self.made_booking_details(booking_id)
             check_cancellable(booking, datetime.now(UTC), self.server_timezone)
         request = CancelMadeBookingRequest(booking_id=booking_id, reason=reason)
-        return await self._spend(self._api.call(CANCEL_MADE_BOOKING, request))
+        return await self._spend(self._caller.call(CANCEL_MADE_BOOKING, request))
 
     # --- rescheduling ----------------------------------------------------------------------------
 
@@ -328,7 +328,7 @@ class PhoneChatService:
         """The RescheduleMadeBooking POST alone, held to its attempt's deadline. Only the guard's
         attempts call it: it consults no journal."""
         request = RescheduleMadeBookingRequest(booking_id=booking_id)
-        return await self._spend(self._api.call(RESCHEDULE_MADE_BOOKING, request, not_after=not_after))
+        return await self._spend(self._caller.call(RESCHEDULE_MADE_BOOKING, request, not_after=not_after))
 
     async def _spend(self, post: Awaitable[T]) -> T:
         """A POST that may change the balance: balance reads begun before it lands are not shared
@@ -399,7 +399,7 @@ class PhoneChatService:
     # --- what happened, and the user's word --------------------------------------------------
 
     async def _reconcile_one(self, entry: JournalEntry) -> Verdict | None:
-        return (await self._reconciler.settle([entry])).get(entry.key)
+        return (await self._reconciler.reconcile([entry])).get(entry.key)
 
     async def reconcile(self, booking_id: int, *, since: datetime | None = None) -> MadeBooking | None:
         """Learn from MadeBookings whether a reschedule of ``booking_id`` happened: the new booking if

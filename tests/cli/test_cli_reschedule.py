@@ -231,6 +231,34 @@ def test_passed_since_that_finds_nothing_says_so_and_keeps_json_output_clean(
     assert cli("reschedule", "--passed-since", "1m", "--json", *sandbox.at()) == (0, "", nothing)
 
 
+def test_a_lost_answer_is_reconciled_by_running_the_same_command_again(
+    cli: Cli, sandbox: ServedSandbox
+) -> None:
+    # What the summary promises: the re-run sends nothing until it knows, then says what happened.
+    sandbox.server.faults.add("reset", method="POST", when="after")  # processed, the answer lost
+    assert cli("reschedule", "101", *sandbox.at()).code == 1
+    sandbox.server.faults.clear()
+    again = cli("reschedule", "101", "--json", *sandbox.at())
+    assert again.code == 0
+    (outcome,) = again.objects()
+    (new,) = sandbox.server.rescheduled(101)  # the booking the lost answer would have named
+    assert (outcome["rescheduled"], outcome["new_booking_id"]) == (True, new)  # learnt, not sent again
+    assert sandbox.server.reschedule_count(101) == 1
+
+
+def test_with_no_journal_a_lost_answer_is_not_promised_a_reconciling_re_run(
+    cli: Cli, sandbox: ServedSandbox
+) -> None:
+    sandbox.server.faults.add("reset", method="POST", when="after")
+    ran = cli("reschedule", "101", "--no-journal", *sandbox.at())
+    assert ran.code == 1
+    assert ran.lines[-1].endswith(
+        "1 may have gone through, and --no-journal kept no record of it: check your bookings before "
+        "trying again: 101"
+    )
+    assert "running this again is safe" not in ran.lines[-1]
+
+
 # --- the journal -----------------------------------------------------------------------------------
 
 
@@ -241,8 +269,9 @@ def test_journal_list_and_resolve_settle_an_outcome_nothing_else_can(
     sandbox.server.faults.add("reset", method="POST", when="after")  # processed, the answer lost
     ran = cli("reschedule", "101", "102", "--concurrency", "1", *sandbox.at())
     assert ran.code == 1
-    assert ran.lines[-1].endswith(
-        "1 may have gone through: check before trying again: aw-async reconcile 101"
+    assert ran.lines[-1].endswith(  # the advice the error gives and the README repeats
+        "1 may have gone through: running this again is safe (it reconciles them first), "
+        "or ask now: aw-async reconcile 101"
     )
     (unknown,) = cli("journal", "list", "--state", "unknown", "--json", *url).objects()
     assert set(unknown) == {

@@ -221,7 +221,7 @@ def test_a_refusal_keeps_the_general_paths_wording() -> None:
     assert caught.value.path == "Bookings[0].Credits"
 
 
-# Where the JSON fast path once disagreed with the general path (issue "Exactly once, proven").
+# Where the JSON fast path once disagreed with the general path.
 
 _BOOKING = b'{"BookingID":1,"Duration":1,"Credits":%s,"Status":"Pending","Method":1%s}'
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import attrs
 import pytest
 
+from aw_async import AdultWorkClient
 from aw_async.errors import JournalError
 from aw_async.journal import (
     AttemptState,
@@ -727,3 +728,20 @@ async def test_a_live_pid_does_not_keep_a_dead_owner_alive(tmp_path: Path) -> No
         assert seen.effective_state is AttemptState.UNKNOWN
     finally:
         await journal.aclose()
+
+
+@pytest.mark.parametrize("spelling", ["~/journals/aw.sqlite3", Path("~/journals/aw.sqlite3")])
+async def test_a_journal_path_that_starts_with_a_tilde_is_in_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelling: str | Path
+) -> None:
+    home, elsewhere = tmp_path / "home", tmp_path / "cwd"
+    home.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(elsewhere)
+    async with AdultWorkClient("t", journal=spelling) as aw:
+        assert isinstance(aw.journal, SqliteJournal)
+        assert aw.journal.path == home / "journals" / "aw.sqlite3"
+        await aw.journal.get(Key(aw.phonechat.api_root, 1))  # opened: the file is made where it says
+    assert (home / "journals" / "aw.sqlite3").is_file()
+    assert not (elsewhere / "~").exists()  # never a folder named "~"

@@ -611,7 +611,7 @@ async def test_a_twin_of_a_recorded_reschedule_is_still_offered_and_no_reschedul
 
 
 async def test_a_discovery_batch_reads_no_details(sandbox: SandboxServer, journal: Journal) -> None:
-    # Issue 19, item 5: the listing's bookings are the evidence; one balance read, one POST each.
+    # The listing's bookings are the evidence: one balance read, one POST each, no details read.
     now = datetime.now(UTC)
     for n in range(1, 21):
         sandbox.add_booking(distinct(n, session_date=now - timedelta(hours=1)), client_user_id=USER)

@@ -97,7 +97,8 @@ async def test_a_5xx_html_page_and_a_lost_answer(sandbox: SandboxServer, format:
     async with AdultWorkClient(TOKEN, base_url=sandbox.url, format=format, journal="memory") as aw:
         with pytest.raises(ServerError, match="502 Bad Gateway"):
             await aw.phonechat.reschedule_made_booking(1)
-        with pytest.raises(OutcomeUnknownError):
+        # The advice the README gives: calling again is safe, it reconciles first.
+        with pytest.raises(OutcomeUnknownError, match="Calling again is safe: it reconciles first"):
             await aw.phonechat.reschedule_made_booking(2)
         # Calling again right away sends nothing: either may still be processed late.
         for booking_id in (1, 2):

@@ -3,6 +3,7 @@ applications that use it) build on."""
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import subprocess
 import sys
@@ -26,6 +27,27 @@ def test_importing_it_is_cheap() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+_PLUGIN_LOADED = """
+import sys, types, pytest
+before = set(sys.modules)
+from aw_async.testing import pytest_plugin
+manager = types.SimpleNamespace(has_plugin=lambda name: True, register=lambda plugin, name: None)
+pytest_plugin.pytest_configure(types.SimpleNamespace(pluginmanager=manager))  # as pytest configures it
+print(sorted(set(sys.modules) - before))
+"""
+
+
+def test_the_pytest_plugin_loads_nothing_heavy_until_a_fixture_is_used() -> None:
+    # pytest loads it (pytest11) in every run wherever aw-async is installed, aw_async's tests or not:
+    # it once pulled in aiohttp, aiohttp.web, lxml, cattrs and msgspec there, 0.3 to 0.4 s a run.
+    done = subprocess.run([sys.executable, "-c", _PLUGIN_LOADED], capture_output=True, text=True, check=True)
+    loaded = set(ast.literal_eval(done.stdout))
+    ours = {name for name in loaded if name.split(".")[0] == "aw_async"}
+    assert ours == {"aw_async", "aw_async._version", "aw_async.testing", "aw_async.testing.pytest_plugin"}
+    heavy = {"aiohttp", "lxml", "msgspec", "cattrs", "cattr", "attr", "attrs", "asyncpg", "opentelemetry"}
+    assert not {name.split(".")[0] for name in loaded} & heavy
 
 
 async def test_a_handler_may_be_async_and_every_request_is_kept() -> None:

@@ -344,7 +344,7 @@ async def test_a_429_after_a_few_answers_teaches_no_pace(clock: VirtualClock) ->
             await aw.credit_history.get_current_credit_balance()
         with pytest.raises(RateLimitError):
             await aw.phonechat.reschedule_made_booking(1, check_preconditions=False)
-        gate = aw._api.transport.gate
+        gate = aw._caller.transport.gate
         assert gate is not None
         assert gate.closures == 1
         assert gate.pace.rate is None  # a web backend's trickle: the gate alone holds it back
