@@ -3,7 +3,6 @@ a test runs against (one fixture for every module, seeded as the module's ``sand
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
@@ -16,7 +15,6 @@ import pytest
 from aioresponses import aioresponses
 from hypothesis import HealthCheck, settings
 
-from aw_async._clock import SystemClock
 from aw_async.sandbox import SandboxServer
 from aw_async.testing import VirtualClock
 
@@ -162,40 +160,6 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_STATE_HOME", str(home))
     monkeypatch.delenv("AW_ASYNC_JOURNAL", raising=False)
     return home
-
-
-# --- Legacy, until these modules are converted -----------------------------------------------------
-# The modules below build clients without `clock=` and relied on a module global of the transport
-# being patched so that retry waits pass at once. That global is gone. Until each of them passes
-# `clock=VirtualClock()` (the `clock` fixture) to its clients, the clients' default clock records
-# its waits instead of waiting them, for these modules only. Delete this section with the last one.
-_WAITS_PATCHED_IN = {
-    "test_boundary.py",
-    "test_fault_matrix.py",
-    "test_hostile_servers.py",
-    "test_readme.py",
-    "test_secrets.py",
-    "test_transport_safety.py",
-}
-
-
-@pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The waits of clients on the default clock, recorded instead of waited (legacy: see above)."""
-    waited: list[float] = []
-
-    async def record(self: SystemClock, seconds: float) -> None:
-        waited.append(seconds)
-        await asyncio.sleep(0)
-
-    monkeypatch.setattr(SystemClock, "sleep", record)
-    return waited
-
-
-@pytest.fixture(autouse=True)
-def _legacy_waits(request: pytest.FixtureRequest) -> None:
-    if request.node.path.name in _WAITS_PATCHED_IN:
-        request.getfixturevalue("sleeps")
 
 
 # aioresponses 0.7.9 builds ClientResponse without the `stream_writer` argument aiohttp 3.14 requires
