@@ -8,11 +8,8 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from unittest.mock import Mock, patch
 
-import aiohttp
 import pytest
-from aioresponses import aioresponses
 from hypothesis import HealthCheck, settings
 
 from aw_async.sandbox import SandboxServer
@@ -160,27 +157,6 @@ def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_STATE_HOME", str(home))
     monkeypatch.delenv("AW_ASYNC_JOURNAL", raising=False)
     return home
-
-
-# aioresponses 0.7.9 builds ClientResponse without the `stream_writer` argument aiohttp 3.14 requires
-# (https://github.com/pnuckowski/aioresponses/issues/289, fix pending in PR #288), so it works only
-# patched. Only tests/phonechat/test_reschedule.py (through tests/scripted.py) still uses it; convert it to
-# aw_async.testing.MockTransport, then delete this and drop aioresponses from the test extra.
-
-
-class CompatClientResponse(aiohttp.ClientResponse):
-    """A ClientResponse that supplies the `stream_writer` aioresponses does not pass."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", Mock(output_size=0))
-        super().__init__(*args, **kwargs)
-
-
-@pytest.fixture
-def mock_api() -> Iterator[aioresponses]:
-    """aioresponses, patched to work on aiohttp 3.14 (legacy: see above)."""
-    with patch("aioresponses.core.ClientResponse", CompatClientResponse), aioresponses() as mocked:
-        yield mocked
 
 
 # A real PostgreSQL (tests/postgres.py): `postgres_server` for the session, `postgres_dsn` per test.
