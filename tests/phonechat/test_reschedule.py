@@ -335,7 +335,12 @@ async def test_cancelling_a_batch_cancels_its_work_and_reports_posts_in_flight(a
         batch = asyncio.create_task(
             aw.phonechat.reschedule_made_bookings(range(1, 21), concurrency=3, on_progress=seen.append)
         )
-        await posted.wait()
+        # The first POST, or the batch's end without one: a failure then, not a hang.
+        first_post = asyncio.create_task(posted.wait())
+        await asyncio.wait([first_post, batch], return_when=asyncio.FIRST_COMPLETED)
+        if not first_post.done():
+            first_post.cancel()
+            pytest.fail(f"the batch ended before any POST was sent: {batch.result()!r}")
         await asyncio.sleep(0.01)
         batch.cancel()
         with pytest.raises(asyncio.CancelledError):
