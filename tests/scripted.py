@@ -1,8 +1,10 @@
-"""A scripted AdultWork API for unit tests, on aioresponses: real codec-encoded bodies, recorded
-requests, and per-request answers chosen by a test."""
+"""A scripted AdultWork API for unit tests, on :class:`aw_async.testing.MockTransport`: real
+codec-encoded bodies, every request recorded, and per-request answers chosen by a test. Also the
+suite's shared helpers: :func:`past_booking` and :func:`eventually`."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import re
@@ -14,18 +16,15 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import attrs
-from aioresponses import CallbackResult, aioresponses
 
-from aw_async.codecs import JsonCodec, XmlCodec
-from aw_async.models import ErrorBody, MadeBooking
+from aw_async import AdultWorkClient
+from aw_async.models import MadeBooking
+from aw_async.testing import MockTransport, Request, Response, VirtualClock
 
+from .answers import answer, error, format_asked
 from .seed_values import SEED_JSON_BOOKING
 
 TOKEN = "test-access-token-5f0e"
-API_KEY = "test-api-key-77c1"
-
-CODECS = {"json": JsonCodec(), "xml": XmlCodec()}
-MEDIA = {"json": "application/json; charset=utf-8", "xml": "application/xml; charset=utf-8"}
 
 DETAILS = re.compile(r"^https://api-sandbox\.adultwork\.com/v1/(Groups/)?PhoneChat/MadeBookingDetails\?.*$")
 BALANCE = re.compile(r"^https://api-sandbox\.adultwork\.com/v1/CreditHistory/GetCurrentCreditBalance.*$")
@@ -38,50 +37,51 @@ def past_booking(booking_id: int, credits: str = "8", **changes: Any) -> MadeBoo
     return attrs.evolve(SEED_JSON_BOOKING, booking_id=booking_id, credits=Decimal(credits), **changes)
 
 
-Handler = Callable[..., CallbackResult | Awaitable[CallbackResult]]
-
-
-def answer(value: object, *, status: int = 200, format: str = "json", **headers: str) -> CallbackResult:
-    """A response carrying ``value`` encoded as the server would in ``format``."""
-    return CallbackResult(
-        status=status,
-        body=CODECS[format].encode(value),
-        content_type=MEDIA[format].split(";")[0],
-        headers={"Content-Type": MEDIA[format], **headers},
-    )
-
-
-def error(status: int, message: str = "An error has occurred.", *, format: str = "json", **headers: str):  # type: ignore[no-untyped-def]
-    return answer(ErrorBody(message=message), status=status, format=format, **headers)
+#: Answers one request of a route: a Response, or one to await; raising fails the try as the network
+#: would (``aiohttp.ServerDisconnectedError()``: the request may have been processed).
+Handler = Callable[[Request], Response | Awaitable[Response]]
 
 
 @dataclass
 class ScriptedApi:
-    """Bookings, a balance, and the requests seen; answers in the format each request asked for."""
+    """Bookings, a balance, and the requests seen; answers in the format each request asked for.
 
-    mocked: aioresponses
+    Its clients (:meth:`client`) send through :attr:`transport`, and wait on :attr:`clock`. Every
+    request is recorded in :attr:`seen` as (method, path) before it is answered, whoever answers it;
+    one no route serves is refused as a closed port would refuse it (never sent: the client may try it
+    again), so it can never pass for an answer of the server's.
+    """
+
     bookings: dict[int, MadeBooking] = field(default_factory=dict)
     balance: Decimal = Decimal("100")
     next_id: int = 1000
     seen: list[tuple[str, str]] = field(default_factory=list)
     #: Overrides per (method, booking id): a function giving the answer instead of the normal one.
-    overrides: dict[tuple[str, int], Callable[[], CallbackResult]] = field(default_factory=dict)
+    overrides: dict[tuple[str, int], Callable[[], Response]] = field(default_factory=dict)
+    clock: VirtualClock = field(default_factory=VirtualClock)
 
     def __post_init__(self) -> None:
         # Each route calls a handler attribute, so a test can replace or wrap one (sync or async).
         self.on_details: Handler = self.details
         self.on_balance: Handler = self.balance_answer
         self.on_reschedule: Handler = self.reschedule
-        self.mocked.get(DETAILS, callback=self._route("on_details"), repeat=True)
-        self.mocked.get(BALANCE, callback=self._route("on_balance"), repeat=True)
-        self.mocked.post(RESCHEDULE, callback=self._route("on_reschedule"), repeat=True)
+        self.transport = MockTransport(self._route)
 
-    def _route(self, name: str) -> Callable[..., Awaitable[CallbackResult]]:
-        async def route(url: Any, **kwargs: Any) -> CallbackResult:
-            result = getattr(self, name)(url, **kwargs)
-            return await result if inspect.isawaitable(result) else result
+    def client(self, **kwargs: Any) -> AdultWorkClient:
+        """A client with :data:`TOKEN` that sends to this API (``kwargs`` as AdultWorkClient takes them)."""
+        return AdultWorkClient(TOKEN, transport=self.transport, clock=self.clock, **kwargs)
 
-        return route
+    async def _route(self, request: Request) -> Response:
+        self.seen.append((request.method, urlsplit(request.url).path))
+        routes = {
+            "GET": ((DETAILS, "on_details"), (BALANCE, "on_balance")),
+            "POST": ((RESCHEDULE, "on_reschedule"),),
+        }
+        for pattern, name in routes.get(request.method, ()):
+            if pattern.match(request.url):
+                result = getattr(self, name)(request)
+                return await result if inspect.isawaitable(result) else result
+        raise ConnectionRefusedError(f"no route for {request.method} {request.display_url}")
 
     def add(self, *bookings: MadeBooking) -> None:
         for booking in bookings:
@@ -90,45 +90,37 @@ class ScriptedApi:
     def count(self, method: str, operation: str) -> int:
         return sum(1 for m, path in self.seen if m == method and path.endswith(operation))
 
-    @staticmethod
-    def _format(kwargs: dict[str, Any]) -> str:
-        return "xml" if "xml" in kwargs["headers"].get("Accept", "") else "json"
-
-    def details(self, url: Any, **kwargs: Any) -> CallbackResult:
-        self.seen.append(("GET", urlsplit(str(url)).path))
-        booking_id = int(parse_qs(urlsplit(str(url)).query)["BookingID"][0])
+    def details(self, request: Request) -> Response:
+        booking_id = int(parse_qs(urlsplit(request.url).query)["BookingID"][0])
         if ("GET", booking_id) in self.overrides:
             return self.overrides["GET", booking_id]()
         booking = self.bookings.get(booking_id)
         if booking is None:
-            return error(404, "No booking with that id.", format=self._format(kwargs))
-        return answer(booking, format=self._format(kwargs))
+            return error(404, "No booking with that id.", format=format_asked(request))
+        return answer(booking, format=format_asked(request))
 
-    def balance_answer(self, url: Any, **kwargs: Any) -> CallbackResult:
-        self.seen.append(("GET", urlsplit(str(url)).path))
-        return answer(self.balance, format=self._format(kwargs))
+    def balance_answer(self, request: Request) -> Response:
+        return answer(self.balance, format=format_asked(request))
 
-    def reschedule(self, url: Any, **kwargs: Any) -> CallbackResult:
-        self.seen.append(("POST", urlsplit(str(url)).path))
-        booking_id = json.loads(kwargs["data"])["BookingID"]
+    def reschedule(self, request: Request) -> Response:
+        assert request.body is not None
+        booking_id = json.loads(request.body)["BookingID"]
         if ("POST", booking_id) in self.overrides:
             return self.overrides["POST", booking_id]()
         booking = self.bookings.get(booking_id)
         if booking is None:
-            return error(404, "No booking with that id.", format=self._format(kwargs))
+            return error(404, "No booking with that id.", format=format_asked(request))
         self.balance -= booking.credits
         self.next_id += 1
         new = attrs.evolve(
             booking, booking_id=self.next_id, session_date=datetime.now(UTC) + timedelta(minutes=7)
         )
         self.bookings[new.booking_id] = new
-        return answer(new, format=self._format(kwargs))
+        return answer(new, format=format_asked(request))
 
 
 async def eventually(condition: Callable[[], bool], *, tries: int = 3000, step: float = 0.01) -> None:
     """Wait until ``condition()`` holds, looking every ``step`` seconds, ``tries`` times at most."""
-    import asyncio
-
     for _ in range(tries):
         if condition():
             return

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from aw_async import AdultWorkClient
 from aw_async.codecs import JsonCodec, XmlCodec
 from aw_async.errors import AdultWorkError
+from aw_async.testing import VirtualClock
 
 from ..scripted import past_booking
 from .hostile import HostileServer, response
@@ -110,8 +111,15 @@ async def _one_exchange(answer: bytes, format: str, post: bool) -> None:
     logger.setLevel(logging.DEBUG)
     try:
         async with HostileServer(answer) as server:
+            # A clock of the example's own: a retry's wait is recorded and passes at once.
             async with AdultWorkClient(
-                ACCESS, base_url=server.url, api_key=API_KEY, format=format, timeout=2, max_retries=2
+                ACCESS,
+                base_url=server.url,
+                api_key=API_KEY,
+                format=format,
+                timeout=2,
+                max_retries=2,
+                clock=VirtualClock(),
             ) as aw:
                 try:
                     if post:

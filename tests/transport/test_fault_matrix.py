@@ -27,6 +27,7 @@ from aw_async.errors import (
     TransportError,
 )
 from aw_async.sandbox import SandboxServer
+from aw_async.testing import VirtualClock
 
 from ..scripted import past_booking
 
@@ -125,12 +126,12 @@ def acquired(aw: AdultWorkClient) -> int:
 
 @pytest.mark.parametrize("name", list(CASES))
 @pytest.mark.parametrize("method", ["GET", "POST"])
-async def test_fault(sandbox: SandboxServer, name: str, method: str, sleeps: list[float]) -> None:
+async def test_fault(sandbox: SandboxServer, name: str, method: str, clock: VirtualClock) -> None:
     case = CASES[name]
     base_url = sandbox.url if name != "connection refused" else f"http://127.0.0.1:{closed_port()}"
     case.setup(sandbox, method)
     expected = case.get if method == "GET" else case.post
-    async with AdultWorkClient(TOKEN, base_url=base_url, timeout=TIMEOUT, max_retries=2) as aw:
+    async with AdultWorkClient(TOKEN, base_url=base_url, timeout=TIMEOUT, max_retries=2, clock=clock) as aw:
         call = (
             aw.phonechat.made_booking_details(1)
             if method == "GET"
@@ -151,16 +152,16 @@ async def test_fault(sandbox: SandboxServer, name: str, method: str, sleeps: lis
         assert len(seen) <= 1  # never a second POST, whatever the fault
         assert len(sandbox.rescheduled(1)) == (1 if case.post_processed else 0)
     if name.startswith("429"):
-        assert len(sleeps) == (1 if method == "GET" else 0)
-        assert all(0 < wait <= 2 for wait in sleeps)
+        assert len(clock.sleeps) == (1 if method == "GET" else 0)
+        assert all(0 < wait <= 2 for wait in clock.sleeps)
 
 
 async def test_a_post_refused_with_a_429_is_not_sent_again_and_a_later_call_may_send_it(
-    sandbox: SandboxServer,
+    sandbox: SandboxServer, clock: VirtualClock
 ) -> None:
     # One call, one POST: a 429 is raised, the journal records the refusal, and a later call is free.
     sandbox.faults.add("rate_limit", method="POST")
-    async with AdultWorkClient(TOKEN, base_url=sandbox.url) as aw:
+    async with AdultWorkClient(TOKEN, base_url=sandbox.url, clock=clock) as aw:
         with pytest.raises(RateLimitError):
             await aw.phonechat.reschedule_made_booking(1, check_preconditions=False)
         assert sandbox.rescheduled(1) == []

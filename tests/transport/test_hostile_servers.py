@@ -37,6 +37,7 @@ from aw_async.errors import (
     TransportError,
 )
 from aw_async.sandbox import SandboxServer
+from aw_async.testing import VirtualClock
 
 from ..scripted import past_booking
 from .hostile import HostileServer, Received, compression_bomb, response
@@ -75,12 +76,12 @@ def assert_no_secret(error: BaseException, records: list[logging.LogRecord] = ()
 )
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_aiohttps_own_errors_leave_no_secret_in_the_chain(
-    answer: bytes, method: str, caplog: pytest.LogCaptureFixture
+    answer: bytes, method: str, caplog: pytest.LogCaptureFixture, clock: VirtualClock
 ) -> None:
     caplog.set_level(logging.DEBUG)
     async with (
         HostileServer(answer) as server,
-        AdultWorkClient(ACCESS, base_url=server.url, api_key=API_KEY, max_retries=1) as aw,
+        AdultWorkClient(ACCESS, base_url=server.url, api_key=API_KEY, max_retries=1, clock=clock) as aw,
     ):
         call = (
             aw.phonechat.made_booking_details(1)
@@ -110,7 +111,7 @@ async def test_aiohttps_own_errors_leave_no_secret_in_the_chain(
 # --- 2 and 12. a refused refresh, and error bodies and headers, echo secrets ----------------------
 
 
-async def test_a_refused_refresh_that_echoes_secrets_shows_none() -> None:
+async def test_a_refused_refresh_that_echoes_secrets_shows_none(clock: VirtualClock) -> None:
     echo = {"error": f"invalid_grant {REFRESH}", "error_description": f"{REFRESH} / {CLIENT_SECRET}"}
     answer = response(
         b"HTTP/1.1 401 Unauthorized",
@@ -119,7 +120,7 @@ async def test_a_refused_refresh_that_echoes_secrets_shows_none() -> None:
     )
     async with HostileServer(answer) as token_server:
         token = RefreshingToken("app", CLIENT_SECRET, REFRESH, token_url=token_server.url + "/token")
-        async with AdultWorkClient(token) as aw:
+        async with AdultWorkClient(token, clock=clock) as aw:
             with pytest.raises(AuthenticationError) as caught:
                 await aw.credit_history.get_current_credit_balance()
     assert "invalid_grant" in str(caught.value)
@@ -128,7 +129,7 @@ async def test_a_refused_refresh_that_echoes_secrets_shows_none() -> None:
     assert REFRESH not in str(caught.value.error)
 
 
-async def test_error_bodies_and_headers_that_echo_secrets_are_redacted() -> None:
+async def test_error_bodies_and_headers_that_echo_secrets_are_redacted(clock: VirtualClock) -> None:
     body = {
         "Message": f"bad key {API_KEY}",
         "ExceptionMessage": f"token {ACCESS}",
@@ -140,7 +141,7 @@ async def test_error_bodies_and_headers_that_echo_secrets_are_redacted() -> None
         sandbox.faults.add(
             "answer", status=400, body=json.dumps(body).encode(), headers={"X-Echo": f"bearer {ACCESS}"}
         )
-        async with AdultWorkClient(ACCESS, base_url=sandbox.url, api_key=API_KEY) as aw:
+        async with AdultWorkClient(ACCESS, base_url=sandbox.url, api_key=API_KEY, clock=clock) as aw:
             with pytest.raises(ApiError) as caught:
                 await aw.credit_history.get_current_credit_balance()
     error = caught.value
@@ -156,7 +157,7 @@ async def test_error_bodies_and_headers_that_echo_secrets_are_redacted() -> None
 # --- 3. cookies never cross users -----------------------------------------------------------------
 
 
-async def test_a_cookie_set_for_one_user_is_never_sent_with_anothers_request() -> None:
+async def test_a_cookie_set_for_one_user_is_never_sent_with_anothers_request(clock: VirtualClock) -> None:
     cookies_seen: list[str | None] = []
 
     async def handler(request: web.Request) -> web.Response:
@@ -175,8 +176,8 @@ async def test_a_cookie_set_for_one_user_is_never_sent_with_anothers_request() -
     url = f"http://127.0.0.1:{runner.addresses[0][1]}"
     try:
         async with aiohttp.ClientSession() as shared:  # a web backend's one session
-            alice = AdultWorkClient("alice", base_url=url, session=shared)
-            bob = AdultWorkClient("bob", base_url=url, session=shared)
+            alice = AdultWorkClient("alice", base_url=url, session=shared, clock=clock)
+            bob = AdultWorkClient("bob", base_url=url, session=shared, clock=clock)
             await alice.credit_history.get_current_credit_balance()
             await bob.credit_history.get_current_credit_balance()
             await alice.credit_history.get_current_credit_balance()
@@ -184,7 +185,7 @@ async def test_a_cookie_set_for_one_user_is_never_sent_with_anothers_request() -
             await bob.aclose()
             assert not shared.closed  # borrowed: still the application's
             assert len(shared.cookie_jar) == 0  # nothing was stored in the application's jar either
-        async with AdultWorkClient("carol", base_url=url) as own:  # a session the client creates
+        async with AdultWorkClient("carol", base_url=url, clock=clock) as own:  # a session the client creates
             await own.credit_history.get_current_credit_balance()
             await own.credit_history.get_current_credit_balance()
     finally:
@@ -196,11 +197,16 @@ async def test_a_cookie_set_for_one_user_is_never_sent_with_anothers_request() -
 
 
 @pytest.mark.parametrize("encoding", ["gzip", "deflate"])
-async def test_a_compressed_body_is_limited_after_decompression_while_it_is_read(encoding: str) -> None:
+async def test_a_compressed_body_is_limited_after_decompression_while_it_is_read(
+    encoding: str, clock: VirtualClock
+) -> None:
     bomb = compression_bomb(encoding, 256)  # 256 MiB of digits: a JSON number, if it were let through
     assert len(bomb) < 1024 * 1024  # under a mebibyte on the wire
     answer = response(headers={"Content-Type": "application/json", "Content-Encoding": encoding}, body=bomb)
-    async with HostileServer(answer) as server, AdultWorkClient(ACCESS, base_url=server.url) as aw:
+    async with (
+        HostileServer(answer) as server,
+        AdultWorkClient(ACCESS, base_url=server.url, clock=clock) as aw,
+    ):
         tracemalloc.start()
         try:
             with pytest.raises(DecodeError, match="exceeds the limit"):
@@ -218,11 +224,14 @@ def test_the_compression_bomb_is_a_valid_stream_of_its_size(encoding: str) -> No
     assert inflated == b"0" * (3 * 1024 * 1024)
 
 
-async def test_a_compressed_body_within_the_limit_is_read() -> None:
+async def test_a_compressed_body_within_the_limit_is_read(clock: VirtualClock) -> None:
     answer = response(
         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}, body=gzip.compress(b"12.50")
     )
-    async with HostileServer(answer) as server, AdultWorkClient(ACCESS, base_url=server.url) as aw:
+    async with (
+        HostileServer(answer) as server,
+        AdultWorkClient(ACCESS, base_url=server.url, clock=clock) as aw,
+    ):
         assert await aw.credit_history.get_current_credit_balance() == Decimal("12.50")
 
 
@@ -230,31 +239,35 @@ async def test_a_compressed_body_within_the_limit_is_read() -> None:
 
 
 @pytest.mark.parametrize("digits", [400, 5000])
-async def test_an_absurd_retry_after_is_a_rate_limit_error_not_a_crash(digits: int) -> None:
+async def test_an_absurd_retry_after_is_a_rate_limit_error_not_a_crash(
+    digits: int, clock: VirtualClock
+) -> None:
     async with SandboxServer() as sandbox:
         sandbox.add_token(ACCESS, user_id=USER)
         sandbox.faults.add("rate_limit", retry_after="9" * digits)
-        async with AdultWorkClient(ACCESS, base_url=sandbox.url) as aw:
+        async with AdultWorkClient(ACCESS, base_url=sandbox.url, clock=clock) as aw:
             with pytest.raises(RateLimitError) as caught:
                 await aw.credit_history.get_current_credit_balance()
     assert caught.value.retry_after == MAX_RETRY_AFTER
+    assert clock.sleeps == []  # beyond max_retry_after: raised, not waited out
     assert int(caught.value.retry_after)  # usable as README's web example uses it
     assert len(str(caught.value)) < 500
 
 
-async def test_a_batch_survives_an_absurd_retry_after_and_reports_every_outcome() -> None:
+async def test_a_batch_survives_an_absurd_retry_after_and_reports_every_outcome(clock: VirtualClock) -> None:
     async with SandboxServer() as sandbox:
         sandbox.add_token(ACCESS, user_id=USER)
         sandbox.set_balance(USER, Decimal(100))
         for booking_id in (1, 2, 3):
             sandbox.add_booking(past_booking(booking_id, credits="5"), client_user_id=USER)
         sandbox.faults.add("server_error", status=503, method="POST", retry_after="9" * 700)
-        async with AdultWorkClient(ACCESS, base_url=sandbox.url) as aw:
+        async with AdultWorkClient(ACCESS, base_url=sandbox.url, clock=clock) as aw:
             outcomes = await aw.phonechat.reschedule_made_bookings([1, 2, 3], concurrency=1)
     assert [o.booking_id for o in outcomes] == [1, 2, 3]
     assert isinstance(outcomes[0].error, ServerError)
     assert outcomes[1].ok
     assert outcomes[2].ok
+    assert clock.sleeps == []  # the account's gate was not closed for the absurd Retry-After
 
 
 # --- 6. a refresh is single-flight even when it fails ---------------------------------------------
@@ -265,12 +278,12 @@ def _refreshing(sandbox: SandboxServer, **kwargs: Any) -> RefreshingToken:
     return RefreshingToken("app", CLIENT_SECRET, REFRESH, token_url=sandbox.token_url, **kwargs)
 
 
-async def test_twenty_callers_share_one_refresh_whose_answer_is_lost() -> None:
+async def test_twenty_callers_share_one_refresh_whose_answer_is_lost(clock: VirtualClock) -> None:
     async with SandboxServer() as sandbox:
         sandbox.set_balance(USER, Decimal(3))
         token = _refreshing(sandbox)
         sandbox.faults.add("reset", path="OAuth/token", when="after", times=50)
-        async with AdultWorkClient(token, base_url=sandbox.url, max_retries=0) as aw:
+        async with AdultWorkClient(token, base_url=sandbox.url, max_retries=0, clock=clock) as aw:
             results = await asyncio.gather(
                 *(aw.credit_history.get_current_credit_balance() for _ in range(20)), return_exceptions=True
             )
@@ -278,13 +291,13 @@ async def test_twenty_callers_share_one_refresh_whose_answer_is_lost() -> None:
     assert sum(1 for r in sandbox.requests if r.path.lower() == "/oauth/token") == 1
 
 
-async def test_a_cancelled_caller_does_not_make_the_others_refresh_again() -> None:
+async def test_a_cancelled_caller_does_not_make_the_others_refresh_again(clock: VirtualClock) -> None:
     saved: list[str] = []
     async with SandboxServer() as sandbox:
         sandbox.set_balance(USER, Decimal(3))
         token = _refreshing(sandbox, on_refresh=lambda tokens: saved.append(tokens.refresh_token))
         sandbox.faults.add("delay", path="OAuth/token", seconds=0.3)
-        async with AdultWorkClient(token, base_url=sandbox.url) as aw:
+        async with AdultWorkClient(token, base_url=sandbox.url, clock=clock) as aw:
             first = asyncio.ensure_future(aw.credit_history.get_current_credit_balance())
             await asyncio.sleep(0.05)  # the first caller's refresh is on its way
             others = [
@@ -306,7 +319,9 @@ async def test_a_cancelled_caller_does_not_make_the_others_refresh_again() -> No
 @pytest.mark.parametrize(
     "expires_in", [pytest.param(None, id="missing"), 1200.0, 0, 10**20, "soon", -5, float("nan")]
 )
-async def test_the_rotated_refresh_token_is_kept_whatever_expires_in_says(expires_in: object) -> None:
+async def test_the_rotated_refresh_token_is_kept_whatever_expires_in_says(
+    expires_in: object, clock: VirtualClock
+) -> None:
     saved: list[TokenSet] = []
     document: dict[str, Any] = {
         "access_token": "fresh-access",
@@ -322,13 +337,15 @@ async def test_the_rotated_refresh_token_is_kept_whatever_expires_in_says(expire
         token = RefreshingToken(
             "app", CLIENT_SECRET, REFRESH, token_url=sandbox.token_url, on_refresh=saved.append
         )
-        async with AdultWorkClient(token, base_url=sandbox.url) as aw:
+        async with AdultWorkClient(token, base_url=sandbox.url, clock=clock) as aw:
             assert await aw.credit_history.get_current_credit_balance() == Decimal(4)
     assert [t.refresh_token for t in saved] == ["NEW"]
     assert token.secrets()[1] == "NEW"
 
 
-async def test_a_token_answer_without_an_access_token_still_hands_over_the_refresh_token() -> None:
+async def test_a_token_answer_without_an_access_token_still_hands_over_the_refresh_token(
+    clock: VirtualClock,
+) -> None:
     saved: list[TokenSet] = []
     async with SandboxServer() as sandbox:
         sandbox.faults.add(
@@ -337,7 +354,7 @@ async def test_a_token_answer_without_an_access_token_still_hands_over_the_refre
         token = RefreshingToken(
             "app", CLIENT_SECRET, REFRESH, token_url=sandbox.token_url, on_refresh=saved.append
         )
-        async with AdultWorkClient(token, base_url=sandbox.url) as aw:
+        async with AdultWorkClient(token, base_url=sandbox.url, clock=clock) as aw:
             with pytest.raises(DecodeError, match="access_token"):
                 await aw.credit_history.get_current_credit_balance()
     assert [t.refresh_token for t in saved] == ["NEW"]
@@ -361,14 +378,14 @@ async def retry_middleware(
     return answer
 
 
-async def test_a_borrowed_sessions_retry_middleware_never_sends_the_post_twice() -> None:
+async def test_a_borrowed_sessions_retry_middleware_never_sends_the_post_twice(clock: VirtualClock) -> None:
     async with SandboxServer() as sandbox:
         sandbox.add_token(ACCESS, user_id=USER)
         sandbox.set_balance(USER, Decimal(50))
         sandbox.add_booking(past_booking(1), client_user_id=USER)
         sandbox.faults.add("server_error", method="POST", status=502, when="after")
         async with aiohttp.ClientSession(middlewares=(retry_middleware,)) as session:
-            aw = AdultWorkClient(ACCESS, base_url=sandbox.url, session=session)
+            aw = AdultWorkClient(ACCESS, base_url=sandbox.url, session=session, clock=clock)
             with pytest.raises(ServerError):
                 await aw.phonechat.reschedule_made_booking(1)
             await aw.aclose()
@@ -382,7 +399,9 @@ async def test_a_borrowed_sessions_retry_middleware_never_sends_the_post_twice()
 
 @pytest.mark.parametrize("charset", ["base64", "rot13", "hex", "zlib", "uu", "punycode", "unicode_escape"])
 @pytest.mark.parametrize("where", ["content-type", "xml declaration"])
-async def test_a_charset_that_is_no_text_encoding_is_a_decode_error(charset: str, where: str) -> None:
+async def test_a_charset_that_is_no_text_encoding_is_a_decode_error(
+    charset: str, where: str, clock: VirtualClock
+) -> None:
     if where == "content-type":
         body, content_type = b"5", f"application/json; charset={charset}"
     else:
@@ -394,7 +413,7 @@ async def test_a_charset_that_is_no_text_encoding_is_a_decode_error(charset: str
     async with SandboxServer() as sandbox:
         sandbox.add_token(ACCESS, user_id=USER)
         sandbox.faults.add("answer", status=200, body=body, content_type=content_type)
-        async with AdultWorkClient(ACCESS, base_url=sandbox.url) as aw:
+        async with AdultWorkClient(ACCESS, base_url=sandbox.url, clock=clock) as aw:
             with pytest.raises(DecodeError, match=r"charset|character set"):
                 await aw.credit_history.get_current_credit_balance()
 
@@ -402,14 +421,14 @@ async def test_a_charset_that_is_no_text_encoding_is_a_decode_error(charset: str
 # --- 10. short token lifetimes --------------------------------------------------------------------
 
 
-async def test_a_token_that_lives_twenty_seconds_is_not_refreshed_on_every_call() -> None:
+async def test_a_token_that_lives_twenty_seconds_is_not_refreshed_on_every_call(clock: VirtualClock) -> None:
     async with SandboxServer() as sandbox:
         sandbox.set_balance(USER, Decimal(1))
         sandbox.add_refresh_token(
             REFRESH, client_id="app", client_secret=CLIENT_SECRET, user_id=USER, expires_in=20
         )
         token = RefreshingToken("app", CLIENT_SECRET, REFRESH, token_url=sandbox.token_url)
-        async with AdultWorkClient(token, base_url=sandbox.url) as aw:
+        async with AdultWorkClient(token, base_url=sandbox.url, clock=clock) as aw:
             await asyncio.gather(*(aw.credit_history.get_current_credit_balance() for _ in range(200)))
             for _ in range(20):
                 await aw.credit_history.get_current_credit_balance()
@@ -449,12 +468,14 @@ async def test_the_cli_reports_a_reschedule_whose_answer_holds_a_lone_surrogate(
 # --- 13. JSON decimals with exponents -------------------------------------------------------------
 
 
-async def test_a_json_decimal_with_an_exponent_is_refused_and_a_batch_still_reports() -> None:
+async def test_a_json_decimal_with_an_exponent_is_refused_and_a_batch_still_reports(
+    clock: VirtualClock,
+) -> None:
     async with SandboxServer() as sandbox:
         sandbox.add_token(ACCESS, user_id=USER)
         sandbox.add_booking(past_booking(1), client_user_id=USER)
         sandbox.faults.add("answer", status=200, body=b"1E+1000000", path="GetCurrentCreditBalance", times=2)
-        async with AdultWorkClient(ACCESS, base_url=sandbox.url) as aw:
+        async with AdultWorkClient(ACCESS, base_url=sandbox.url, clock=clock) as aw:
             with pytest.raises(DecodeError, match="exponent"):
                 await aw.credit_history.get_current_credit_balance()
             outcomes = await aw.phonechat.reschedule_made_bookings([1])
@@ -466,12 +487,12 @@ async def test_a_json_decimal_with_an_exponent_is_refused_and_a_batch_still_repo
 # --- 14. short secrets do not garble messages -----------------------------------------------------
 
 
-async def test_a_two_letter_token_is_redacted_as_a_word_not_out_of_other_words() -> None:
+async def test_a_two_letter_token_is_redacted_as_a_word_not_out_of_other_words(clock: VirtualClock) -> None:
     async with SandboxServer() as sandbox:
         sandbox.add_token("ab", user_id=USER)
         message = "a table about absent cabs: token ab refused"
         sandbox.faults.add("answer", status=400, body=json.dumps({"Message": message}).encode())
-        async with AdultWorkClient("ab", base_url=sandbox.url) as aw:
+        async with AdultWorkClient("ab", base_url=sandbox.url, clock=clock) as aw:
             with pytest.raises(ApiError) as caught:
                 await aw.credit_history.get_current_credit_balance()
     assert "a table about absent cabs: token *** refused" in str(caught.value)
@@ -480,7 +501,9 @@ async def test_a_two_letter_token_is_redacted_as_a_word_not_out_of_other_words()
 # --- the boundary: only AdultWorkError leaves a call ----------------------------------------------
 
 
-async def test_an_exception_the_layers_below_did_not_foresee_is_mapped_at_the_boundary() -> None:
+async def test_an_exception_the_layers_below_did_not_foresee_is_mapped_at_the_boundary(
+    clock: VirtualClock,
+) -> None:
     class BrokenCodec(JsonCodec):
         def decode(self, data: bytes, into: Any, *, charset: str | None = None) -> Any:
             raise KeyError(f"a plug-in's own failure with {ACCESS}")
@@ -488,7 +511,7 @@ async def test_an_exception_the_layers_below_did_not_foresee_is_mapped_at_the_bo
     async with SandboxServer() as sandbox:
         sandbox.add_token(ACCESS, user_id=USER)
         sandbox.set_balance(USER, Decimal(1))
-        async with AdultWorkClient(ACCESS, base_url=sandbox.url, codecs=[BrokenCodec()]) as aw:
+        async with AdultWorkClient(ACCESS, base_url=sandbox.url, codecs=[BrokenCodec()], clock=clock) as aw:
             with pytest.raises(DecodeError) as caught:
                 await aw.credit_history.get_current_credit_balance()
     assert_no_secret(caught.value)

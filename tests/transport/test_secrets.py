@@ -15,6 +15,7 @@ import pytest
 from aw_async import AdultWorkClient, RefreshingToken, StaticToken, TokenSet
 from aw_async.errors import AdultWorkError
 from aw_async.sandbox import SandboxServer
+from aw_async.testing import VirtualClock
 
 from ..scripted import past_booking
 
@@ -38,7 +39,7 @@ def texts_of(error: BaseException) -> list[str]:
     return texts
 
 
-async def test_no_secret_anywhere(caplog: pytest.LogCaptureFixture) -> None:
+async def test_no_secret_anywhere(caplog: pytest.LogCaptureFixture, clock: VirtualClock) -> None:
     errors: list[BaseException] = []
     saved: list[TokenSet] = []
 
@@ -63,7 +64,7 @@ async def test_no_secret_anywhere(caplog: pytest.LogCaptureFixture) -> None:
             token_url=sandbox.token_url,
         )
         async with AdultWorkClient(
-            token, base_url=sandbox.url, api_key=API_KEY, timeout=0.3, max_retries=1
+            token, base_url=sandbox.url, api_key=API_KEY, timeout=0.3, max_retries=1, clock=clock
         ) as aw:
             secrets = [ACCESS, REFRESH, CLIENT_SECRET, API_KEY]
             texts = [repr(aw), str(aw), repr(token), str(token)]
@@ -112,7 +113,7 @@ async def test_no_secret_anywhere(caplog: pytest.LogCaptureFixture) -> None:
     static = StaticToken(ACCESS)
     texts.append(repr(static))
     async with AdultWorkClient(
-        static, base_url=f"http://127.0.0.1:{port}", api_key=API_KEY, max_retries=0
+        static, base_url=f"http://127.0.0.1:{port}", api_key=API_KEY, max_retries=0, clock=clock
     ) as aw:
         await expect_error(lambda: aw.phonechat.made_booking_details(1))
         await expect_error(

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from aw_async import AdultWorkClient, RefreshingToken
 from aw_async.errors import TransportError
+from aw_async.testing import VirtualClock
 
 from ..cli.cli_support import Cli
 
@@ -58,12 +59,12 @@ async def https_server(certificate: tuple[Path, Path]) -> AsyncIterator[str]:
 
 
 async def test_an_untrusted_certificate_is_refused_and_not_retried(
-    https_server: str, sleeps: list[float]
+    https_server: str, clock: VirtualClock
 ) -> None:
-    async with AdultWorkClient("token", base_url=https_server) as aw:
+    async with AdultWorkClient("token", base_url=https_server, clock=clock) as aw:
         with pytest.raises(TransportError, match="certificate verify failed"):
             await aw.credit_history.get_current_credit_balance()
-    assert sleeps == []
+    assert clock.sleeps == []  # not retried: no wait before a second try
 
 
 @pytest.mark.parametrize(
