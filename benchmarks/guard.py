@@ -7,7 +7,7 @@ Each booking runs through ``RescheduleGuard.run`` (the claim, the proof before t
 the server offset learnt from the new booking) with an attempt that returns a decoded booking at
 once, at concurrency 50, inline (as a batch runs it) and detached (as the single call does). What
 is left is the journal's cost and the guard's, on every thread of the process. A SqliteJournal is
-measured empty and then holding ``sizes`` settled entries first (written straight into its file),
+measured empty and then holding ``sizes`` rescheduled entries first (written straight into its file),
 since a store whose reads grow with its size is cheap on a benchmark's fresh file and dear in a
 service's 90-day journal. Each row runs in a fresh interpreter; rounds are interleaved; medians.
 """
@@ -79,7 +79,7 @@ async def _run(journal: str, detached: bool, bookings: int, first: int = 1) -> f
 
 
 def _fill(path: Path, entries: int) -> None:
-    """``entries`` settled entries written straight into the journal's file, like the one the
+    """``entries`` rescheduled entries written straight into the journal's file, like the one the
     library wrote first (so every column is as the journal writes it)."""
     asyncio.run(_run(str(path), False, 1, first=FILLER_FIRST - 100))
     connection = sqlite3.connect(path, isolation_level=None)

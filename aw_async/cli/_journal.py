@@ -1,5 +1,5 @@
 """``aw-async journal list`` and ``aw-async journal resolve``: what the journal holds for an API root,
-and the user's own answer for an outcome nothing else can settle."""
+and the user's own answer for an outcome nothing else can decide."""
 
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ from ._store import Claim, Clocks, Journal
 __all__ = ["MemoryJournal"]
 
 DEFAULT_MAX_ENTRIES = 100_000
-_SETTLED = (AttemptState.REFUSED, AttemptState.RESCHEDULED)
+_KNOWN_OUTCOMES = (AttemptState.REFUSED, AttemptState.RESCHEDULED)
 
 
 @attrs.frozen
@@ -51,9 +51,9 @@ class MemoryJournal(Journal):
     """A journal in this process's memory.
 
     Args:
-        max_entries: beyond this many entries, the oldest settled ones are forgotten first (unknown
-            and in-flight entries never are).
-        keep_refused, keep_rescheduled: how long settled entries are kept.
+        max_entries: beyond this many entries, the oldest refused or rescheduled ones are forgotten
+            first (unknown and in-flight entries never are).
+        keep_refused, keep_rescheduled: how long refused and rescheduled entries are kept.
     """
 
     #: Its claim never suspends, so no cancellation can come between the grant and its caller.
@@ -88,7 +88,7 @@ class MemoryJournal(Journal):
             return None
         entry = stored.entry
         if entry.state is AttemptState.REFUSED or entry.state is AttemptState.RESCHEDULED:
-            return entry  # settled: neither its age nor an owner matters
+            return entry  # its outcome is known: neither its age nor an owner matters
         age = seconds_between(stored.started, self._clocks.host())
         if age is None:  # pragma: no cover - a host that gives no boot id
             age = (self._clocks.wall() - entry.started_at).total_seconds()
@@ -109,8 +109,8 @@ class MemoryJournal(Journal):
 
     def _evict(self, count: int) -> None:
         # Oldest first, and lazily: an insert past the bound costs the entries it walks, not all.
-        settled = (k for k, s in self._stored.items() if s.entry.state in _SETTLED)
-        for key in list(itertools.islice(settled, count)):
+        known = (k for k, s in self._stored.items() if s.entry.state in _KNOWN_OUTCOMES)
+        for key in list(itertools.islice(known, count)):
             self._drop(key)
 
     def _drop(self, key: Key) -> None:
@@ -178,10 +178,10 @@ class MemoryJournal(Journal):
         current = self._stored.get(key)
         if current is None or not may_record_outcome(current.entry, attempt=entry.attempt, owner=self.owner):
             return False
-        self._settle(current.entry, state, Decider.ANSWER, new_booking_id, terms)
+        self._write_outcome(current.entry, state, Decider.ANSWER, new_booking_id, terms)
         return True
 
-    def _settle(
+    def _write_outcome(
         self,
         entry: JournalEntry,
         state: AttemptState,
@@ -189,7 +189,7 @@ class MemoryJournal(Journal):
         new_booking_id: int | None,
         terms: Terms | None = None,
     ) -> None:
-        settled = attrs.evolve(
+        written = attrs.evolve(
             entry,
             state=state,
             updated_at=self._clocks.wall(),
@@ -202,7 +202,7 @@ class MemoryJournal(Journal):
             self._results.pop((entry.api_root, entry.new_booking_id), None)
         if new_booking_id is not None:
             self._results[(entry.api_root, new_booking_id)] = entry.booking_id
-        self._write(settled)
+        self._write(written)
 
     async def record_verdict(
         self,
@@ -221,7 +221,7 @@ class MemoryJournal(Journal):
             return False  # another booking's recorded reschedule
         if entry is None:
             entry = self._unattempted(key)
-        self._settle(entry, state, Decider.RECONCILIATION, new_booking_id)
+        self._write_outcome(entry, state, Decider.RECONCILIATION, new_booking_id)
         return True
 
     async def resolve(self, key: Key, *, rescheduled_into: int | None) -> JournalEntry | None:
@@ -238,9 +238,9 @@ class MemoryJournal(Journal):
                 self._results.pop((key.api_root, rescheduled_into))
                 if displaced_by_user(previous, rescheduled_into):
                     assert previous is not None
-                    self._settle(previous, AttemptState.UNKNOWN, Decider.USER, None)
+                    self._write_outcome(previous, AttemptState.UNKNOWN, Decider.USER, None)
         state = AttemptState.RESCHEDULED if rescheduled_into is not None else AttemptState.REFUSED
-        self._settle(entry, state, Decider.USER, rescheduled_into)
+        self._write_outcome(entry, state, Decider.USER, rescheduled_into)
         return self._read(key)
 
     def _unattempted(self, key: Key) -> JournalEntry:
@@ -282,7 +282,7 @@ class MemoryJournal(Journal):
         found = []
         for key, stored in self._stored.items():
             entry = stored.entry
-            if key.api_root != api_root or entry.state in _SETTLED:
+            if key.api_root != api_root or entry.state in _KNOWN_OUTCOMES:
                 continue
             if (entry.terms.fingerprint if entry.terms is not None else None) in wanted:
                 read = self._read(key)

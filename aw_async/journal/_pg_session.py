@@ -263,7 +263,7 @@ class Session:
         self._queued += 1
         self._kick()
 
-    async def settled(self) -> None:
+    async def outcomes_written(self) -> None:
         """Wait until every outcome queued so far is written (or given up)."""
         target = self._queued
         if self._written >= target:

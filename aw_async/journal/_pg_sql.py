@@ -133,7 +133,7 @@ class Statements:
         self.one_for_update = (
             f"SELECT {read} FROM {s}.attempts a WHERE a.api_root = $2 AND a.booking_id = $3 FOR UPDATE"
         )
-        self.unsettled = (
+        self.unknown_outcomes = (
             f"SELECT {read} FROM {s}.attempts a WHERE a.api_root = $2 AND a.state IN ('in_flight', 'unknown')"
             " AND (a.fingerprint = ANY($3::text[]) OR ($4 AND a.fingerprint IS NULL))"
         )
@@ -161,13 +161,13 @@ class Statements:
         # must not contradict, then writes them.
         self.root_lock = "SELECT pg_advisory_xact_lock($1)"
         self.root_lock_prefix = f"aw_async journal results {schema} "
-        # A settled state over the attempt $3 (kept as it began); $7 false drops unreadable terms.
-        self.settle = (
+        # An outcome over the attempt $3 (kept as it began); $7 false drops unreadable terms.
+        self.write_outcome = (
             f"UPDATE {s}.attempts SET state = $4, updated_at = now(), new_booking_id = $5, decided_by = $6,"
             " terms = CASE WHEN $7 THEN terms END, fingerprint = CASE WHEN $7 THEN fingerprint END"
             " WHERE api_root = $1 AND booking_id = $2 AND attempt = $3"
         )
-        self.settle_unattempted = (
+        self.write_outcome_unattempted = (
             f"INSERT INTO {s}.attempts (api_root, booking_id, state, attempt, started_at, updated_at,"
             " settle_seconds, new_booking_id, decided_by) VALUES ($1, $2, $3, 0, now(), now(), 0, $4, $5)"
             " ON CONFLICT DO NOTHING RETURNING 1"
@@ -208,7 +208,7 @@ class Statements:
 # token and $10 its lock key, sorted by key (the order in which rows are locked, the same in every
 # process). Nothing is claimed unless the claimant's own lock is held (holding).
 #
-# The WHERE is _rules.may_claim on the row as it is when its lock is taken: a settled refusal is
+# The WHERE is _rules.may_claim on the row as it is when its lock is taken: a refused row is
 # free; an attempt in flight is taken over only when its owner is gone (the claimant's own: when
 # it no longer runs it) and the claim is forced, since it is then unknown; rescheduled and unknown
 # need force. The rows that were not claimed are read back as they were when the statement began:

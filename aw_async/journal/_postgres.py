@@ -68,7 +68,7 @@ class PostgresJournal(Journal):
         dsn: a ``postgresql://`` URL. Its password never appears in a message.
         schema: the schema that holds the journal's tables, created on first use.
         connect_timeout: seconds to wait for a connection.
-        keep_refused, keep_rescheduled: how long settled entries are kept.
+        keep_refused, keep_rescheduled: how long refused and rescheduled entries are kept.
 
     The journal keeps a connection pool and an owner's connection per event loop; close it with
     :meth:`aclose` (a loop shut down by ``asyncio.run`` closes its own). The role needs ``CREATE`` on
@@ -167,7 +167,7 @@ class PostgresJournal(Journal):
         """
         session = await self._session()
         try:
-            await session.settled()
+            await session.outcomes_written()
             return await operation(session)
         except self._errors as exc:
             raise self._failed(exc) from exc
@@ -286,7 +286,7 @@ class PostgresJournal(Journal):
                 other = await connection.fetchval(sql.result_of, key.api_root, new_booking_id)
                 if other not in (None, key.booking_id):
                     return False  # another booking's recorded reschedule
-            await self._settle(connection, entry, key, state, Decider.RECONCILIATION, new_booking_id)
+            await self._write_outcome(connection, entry, key, state, Decider.RECONCILIATION, new_booking_id)
             return True
 
         return await self._transaction(verdict)
@@ -306,11 +306,11 @@ class PostgresJournal(Journal):
                     previous = await self._locked(session, connection, displaced)
                     await connection.execute(sql.forget_result, key.api_root, rescheduled_into)
                     if displaced_by_user(previous, rescheduled_into):
-                        await self._settle(
+                        await self._write_outcome(
                             connection, previous, displaced, AttemptState.UNKNOWN, Decider.USER, None
                         )
             state = AttemptState.RESCHEDULED if rescheduled_into is not None else AttemptState.REFUSED
-            await self._settle(connection, entry, key, state, Decider.USER, rescheduled_into)
+            await self._write_outcome(connection, entry, key, state, Decider.USER, rescheduled_into)
             return await self._locked(session, connection, key)
 
         return await self._transaction(resolve)
@@ -320,7 +320,7 @@ class PostgresJournal(Journal):
         row = await connection.fetchrow(self._sql.one_for_update, session.token, key.api_root, key.booking_id)
         return session.entry_of(row) if row is not None else None
 
-    async def _settle(
+    async def _write_outcome(
         self,
         connection: Any,
         entry: JournalEntry | None,
@@ -329,19 +329,19 @@ class PostgresJournal(Journal):
         decider: Decider,
         new_booking_id: int | None,
     ) -> None:
-        """Write a settled state over ``entry``'s attempt (or a first entry for ``key``), keeping its
-        start; the new booking becomes this key's reschedule, the old one no longer is."""
+        """Write ``state`` as the outcome of ``entry``'s attempt (or a first entry for ``key``), keeping
+        its start; the new booking becomes this key's reschedule, the old one no longer is."""
         sql = self._sql
         root, booking_id = key.api_root, key.booking_id
         if entry is None:
             inserted = await connection.fetchval(
-                sql.settle_unattempted, root, booking_id, state.value, new_booking_id, decider.value
+                sql.write_outcome_unattempted, root, booking_id, state.value, new_booking_id, decider.value
             )
             if inserted is None:
                 raise _ReadAgain
         else:
             await connection.execute(
-                sql.settle,
+                sql.write_outcome,
                 root,
                 booking_id,
                 entry.attempt,
@@ -396,13 +396,13 @@ class PostgresJournal(Journal):
         wanted = set(fingerprints)
         known = sorted(f for f in wanted if f is not None)
 
-        async def unsettled(session: Session) -> list[JournalEntry]:
+        async def unknown_outcomes(session: Session) -> list[JournalEntry]:
             rows = await session.pool.fetch(
-                self._sql.unsettled, session.token, api_root, known, None in wanted
+                self._sql.unknown_outcomes, session.token, api_root, known, None in wanted
             )
             return [session.entry_of(row) for row in rows]
 
-        return await self._run(unsettled)
+        return await self._run(unknown_outcomes)
 
     async def results_among(self, api_root: str, booking_ids: Iterable[int]) -> dict[int, int]:
         ids = sorted(set(booking_ids))

@@ -4,7 +4,7 @@ knows (docs/api.md, "Reconciling an unknown outcome").
 The server keeps no record that a booking was rescheduled, but the new booking it creates keeps the
 original's terms (:class:`~._rules.Terms`), gets its own id and ``CreateDate`` while the POST is
 processed, and a ``SessionDate`` 5 to 10 minutes after that. So an attempt whose outcome is unknown is
-settled by reading MadeBookings for *candidates*: bookings with the attempt's terms, created inside
+decided by reading MadeBookings for *candidates*: bookings with the attempt's terms, created inside
 its window, whose session is 5 to 10 minutes after their creation, that are no attempt's original and
 no other booking's recorded reschedule.
 

@@ -38,7 +38,7 @@ every claim of the key):
 - **resolve** (:func:`may_resolve`): the user's own answer; refused while an attempt is in flight.
   A booking the user names as the reschedule of this one is taken from the entry that recorded it
   (:func:`displaced_by_user`), which goes back to unknown: reconciled again before anything is sent.
-- **forget** (:func:`expired`): settled entries past their keeping time.
+- **forget** (:func:`expired`): refused and rescheduled entries past their keeping time.
 
 Invariants:
 
@@ -126,7 +126,7 @@ class AttemptState(enum.StrEnum):
 
 
 class Decider(enum.StrEnum):
-    """Who established a settled state."""
+    """Who established an attempt's outcome."""
 
     ANSWER = "answer"
     """The attempt itself: the POST's answer, a refusal, or a failure before anything left."""
@@ -327,7 +327,7 @@ may_record_outcome = may_renew
 
 def may_record_verdict(entry: JournalEntry | None, *, attempt: int) -> bool:
     """Whether a reconciliation's verdict about ``attempt`` applies to ``entry``: the same attempt,
-    and it counts as unknown (never over a newer attempt, a live claim or a settled state).
+    and it counts as unknown (never over a newer attempt, a live claim or a refused or rescheduled state).
     ``attempt`` 0 is a reconciliation of a booking the journal had no attempt of."""
     if entry is None:
         return attempt == 0
@@ -354,7 +354,7 @@ def displaced_by_user(entry: JournalEntry | None, new_booking_id: int) -> bool:
 def expired(
     entry: JournalEntry, now: datetime, *, keep_refused: timedelta, keep_rescheduled: timedelta
 ) -> bool:
-    """Whether a store may forget ``entry``: a settled one past its keeping time. Unknown and
+    """Whether a store may forget ``entry``: a refused or rescheduled one past its keeping time. Unknown and
     in-flight entries are never forgotten: they are what keeps a booking from being sent twice."""
     if entry.state is AttemptState.REFUSED:
         return now - entry.updated_at > keep_refused

@@ -62,8 +62,8 @@ from ._sqlite_statements import (
     offset_of,
     result_of,
     results_of,
-    settle_row,
-    unsettled_rows,
+    unknown_outcome_rows,
+    write_outcome_row,
 )
 from ._sqlite_tables import SCHEMA_VERSION, RowReader, SchemaProblem, check_schema, iso
 from ._store import Claim, Clocks, Journal
@@ -82,7 +82,7 @@ class SqliteJournal(Journal):
     Args:
         path: the database file (created, with its folder, if missing; ``~`` is the home folder).
         busy_timeout: how long to wait for another process's transaction, in seconds.
-        keep_refused, keep_rescheduled: how long settled entries are kept.
+        keep_refused, keep_rescheduled: how long refused and rescheduled entries are kept.
 
     Close it with :meth:`aclose` (a client closes the journal it opened from a path). Use it on a
     local disk: the owners' locks of a network file system are not to be trusted.
@@ -307,7 +307,9 @@ class SqliteJournal(Journal):
                 key.booking_id,
             ):
                 return False  # another booking's recorded reschedule
-            settle_row(connection, entry, key, state, Decider.RECONCILIATION, new_booking_id, now, now_host)
+            write_outcome_row(
+                connection, entry, key, state, Decider.RECONCILIATION, new_booking_id, now, now_host
+            )
             return True
 
         recorded: bool = await self._do(verdict)
@@ -329,7 +331,7 @@ class SqliteJournal(Journal):
                         (key.api_root, rescheduled_into),
                     )
                     if displaced_by_user(previous, rescheduled_into):
-                        settle_row(
+                        write_outcome_row(
                             connection,
                             previous,
                             displaced,
@@ -340,7 +342,7 @@ class SqliteJournal(Journal):
                             now_host,
                         )
             state = AttemptState.RESCHEDULED if rescheduled_into is not None else AttemptState.REFUSED
-            settle_row(connection, entry, key, state, Decider.USER, rescheduled_into, now, now_host)
+            write_outcome_row(connection, entry, key, state, Decider.USER, rescheduled_into, now, now_host)
             return self._rows.select(connection, [key], now_host).get(key)
 
         resolved: JournalEntry | None = await self._do(resolve)
@@ -378,12 +380,12 @@ class SqliteJournal(Journal):
         wanted = set(fingerprints)
         known = sorted(f for f in wanted if f is not None)
 
-        def unsettled(connection: sqlite3.Connection) -> list[JournalEntry]:
+        def unknown_outcomes(connection: sqlite3.Connection) -> list[JournalEntry]:
             now = self._clocks.host()
-            rows = unsettled_rows(connection, api_root, known, None in wanted)
+            rows = unknown_outcome_rows(connection, api_root, known, None in wanted)
             return [self._rows.entry(row, now) for row in rows]
 
-        found: list[JournalEntry] = await self._do(unsettled)
+        found: list[JournalEntry] = await self._do(unknown_outcomes)
         return found
 
     async def results_among(self, api_root: str, booking_ids: Iterable[int]) -> dict[int, int]:

@@ -29,9 +29,9 @@ __all__ = [
     "record_results",
     "result_of",
     "results_of",
-    "settle_row",
-    "unsettled_rows",
+    "unknown_outcome_rows",
     "upsert",
+    "write_outcome_row",
 ]
 
 
@@ -101,7 +101,7 @@ def result_of(connection: sqlite3.Connection, api_root: str, new_booking_id: int
     return row[0] if row is not None else None
 
 
-def settle_row(
+def write_outcome_row(
     connection: sqlite3.Connection,
     entry: JournalEntry | None,
     key: Key,
@@ -111,7 +111,8 @@ def settle_row(
     now: datetime,
     now_host: HostInstant,
 ) -> None:
-    """Write a settled state over ``entry`` (or a first entry for ``key``), keeping its start."""
+    """Write ``state`` as the outcome of ``entry``'s attempt (or a first entry for ``key``), keeping
+    its start."""
     if entry is None:
         entry = JournalEntry(
             api_root=key.api_root,
@@ -122,7 +123,7 @@ def settle_row(
             updated_at=now,
             settle_seconds=0.0,
         )
-    settled = attrs.evolve(
+    written = attrs.evolve(
         entry,
         state=state,
         updated_at=now,
@@ -136,7 +137,7 @@ def settle_row(
             "DELETE FROM results WHERE api_root = ? AND new_booking_id = ? AND booking_id = ?",
             (key.api_root, entry.new_booking_id, key.booking_id),
         )
-    row = row_of(settled, started or now_host)
+    row = row_of(written, started or now_host)
     if started is None:  # keep the attempt's start as it is in the row
         tail = (
             " ON CONFLICT DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at,"
@@ -149,7 +150,7 @@ def settle_row(
         record_results(connection, [(key.api_root, new_booking_id, key.booking_id, now.isoformat())])
 
 
-def unsettled_rows(
+def unknown_outcome_rows(
     connection: sqlite3.Connection, api_root: str, fingerprints: list[str], unknown_terms: bool
 ) -> list[Row]:
     """The rows in flight or unknown of ``api_root`` with one of ``fingerprints`` (and, with

@@ -184,7 +184,7 @@ def row_of(entry: JournalEntry, started: HostInstant, at: str | None = None) -> 
 def outcome_row(
     entry: JournalEntry, state: AttemptState, now: str, new_booking_id: int | None, terms: Terms | None
 ) -> Row:
-    """:func:`row_of` ``entry`` settled by its POST's answer at ``now`` (its text), with ``terms``
+    """:func:`row_of` ``entry`` with ``state``, its POST's outcome, at ``now`` (its text), with ``terms``
     (or the entry's, for None), for :data:`OUTCOME_UPSERT` (which keeps the attempt's start)."""
     text, fingerprint = terms_columns(terms if terms is not None else entry.terms)
     return (

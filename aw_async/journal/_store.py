@@ -73,8 +73,8 @@ class Journal(abc.ABC):
     :meth:`flush` or :meth:`aclose` returns.
 
     Args:
-        keep_refused, keep_rescheduled: how long settled entries are kept (1 and 90 days). Unknown and
-            in-flight entries are never forgotten.
+        keep_refused, keep_rescheduled: how long refused and rescheduled entries are kept (1 and 90
+            days). Unknown and in-flight entries are never forgotten.
     """
 
     #: Whether :meth:`claim` keeps its word when its caller is cancelled while it is on its way: a
@@ -211,7 +211,8 @@ class Journal(abc.ABC):
 
     @abc.abstractmethod
     async def forget_old(self, now: datetime | None = None) -> int:
-        """Forget settled entries past their keeping time (:func:`~._rules.expired`); how many."""
+        """Forget refused and rescheduled entries past their keeping time (:func:`~._rules.expired`);
+        how many."""
 
     async def flush(self) -> None:  # noqa: B027 - a store that queues nothing has nothing to flush
         """Commit what was queued (outcomes recorded without awaiting)."""

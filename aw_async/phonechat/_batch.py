@@ -85,7 +85,7 @@ class RescheduleOutcome:
         error: why it did not.
         stage: where it stopped (None when it went through).
         may_have_happened: True when the POST may have been processed although no new booking came
-            back (a lost answer, a 5xx; or an earlier attempt a reconciliation could not settle):
+            back (a lost answer, a 5xx; or an earlier attempt a reconciliation could not decide):
             check before trying again (the journal will: it reconciles first).
     """
 

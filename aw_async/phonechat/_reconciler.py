@@ -120,9 +120,9 @@ class Reconciler:
         return attrs.evolve(entry, terms=terms)
 
     async def _twins(self, targets: list[JournalEntry], offsets: tuple[int, int]) -> list[JournalEntry]:
-        """The targets with every unsettled twin whose window may share a candidate with theirs
-        (transitively). A naive ``CreateDate`` names an instant only up to the server's offset, so a
-        booking may fall in two windows as far apart as the admissible offsets are wide: twins
+        """The targets with every twin in flight or unknown whose window may share a candidate with
+        theirs (transitively). A naive ``CreateDate`` names an instant only up to the server's offset,
+        so a booking may fall in two windows as far apart as the admissible offsets are wide: twins
         weighed apart, each would take the one new booking for its own (docs/api.md, "Reconciling
         an unknown outcome")."""
         fingerprints = {target.terms.fingerprint for target in targets if target.terms is not None}

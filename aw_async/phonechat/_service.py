@@ -303,7 +303,7 @@ class PhoneChatService:
             SessionNotPassedError, InsufficientCreditsError: a prerequisite failed; nothing was sent.
             OutcomeUnknownError: the POST may have reached the server and no answer came; it was not
                 sent again, and calling again is safe: it reconciles before sending. Also when an
-                earlier attempt cannot be settled yet (``.retry_after``) or at all (``.candidates``).
+                earlier attempt cannot be decided yet (``.retry_after``) or at all (``.candidates``).
             JournalError: the journal could not be read or written; nothing was sent.
             ApiError, TransportError, DecodeError: see :mod:`aw_async.errors`.
         """

@@ -262,7 +262,7 @@ def test_with_no_journal_a_lost_answer_is_not_promised_a_reconciling_re_run(
 # --- the journal -----------------------------------------------------------------------------------
 
 
-def test_journal_list_and_resolve_settle_an_outcome_nothing_else_can(
+def test_journal_list_and_resolve_decide_an_outcome_nothing_else_can(
     cli: Cli, sandbox: ServedSandbox
 ) -> None:
     url = ["--base-url", sandbox.url]  # the journal commands need no token: they send nothing

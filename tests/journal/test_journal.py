@@ -339,7 +339,7 @@ async def test_what_a_journal_forgets_and_when(tmp_path: Path, clock: ManualCloc
         await journal.aclose()
 
 
-async def test_a_memory_journal_stays_bounded_and_drops_settled_entries_first() -> None:
+async def test_a_memory_journal_stays_bounded_and_drops_refused_and_rescheduled_entries_first() -> None:
     journal = MemoryJournal(max_entries=10)
     unknown = await claim(journal, Key(ROOT, 1))
     assert unknown is not None
@@ -605,7 +605,7 @@ async def test_a_row_this_version_cannot_read_counts_as_unknown_never_as_free(tm
         assert not seen.readable
         assert seen.effective_state is AttemptState.UNKNOWN
         assert await claim(journal) is None  # never free
-        assert await journal.resolve(K, rescheduled_into=None) is not None  # the user can settle it
+        assert await journal.resolve(K, rescheduled_into=None) is not None  # the user can decide it
         assert await claim(journal) is not None
     finally:
         await journal.aclose()

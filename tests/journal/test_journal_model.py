@@ -381,7 +381,7 @@ class JournalModel(RuleBasedStateMachine):
 
     # --- running the world until it is quiet ---------------------------------------------------
 
-    def settle(self) -> None:
+    def run_until_quiet(self) -> None:
         """Run the world until it rests: every call done or waiting for a POST the test decides."""
 
         def at_rest() -> bool:
@@ -431,7 +431,7 @@ class JournalModel(RuleBasedStateMachine):
         process = live[which % len(live)]
         self.server.scripted = [fate]
         process.start(process.client.phonechat.reschedule_made_booking(booking, check_preconditions=checks))
-        self.settle()
+        self.run_until_quiet()
         self.server.scripted = []
 
     @rule(
@@ -446,7 +446,7 @@ class JournalModel(RuleBasedStateMachine):
         process = live[which % len(live)]
         self.server.scripted = list(fates)
         process.start(process.client.phonechat.reschedule_made_bookings(bookings, concurrency=3))
-        self.settle()
+        self.run_until_quiet()
         self.server.scripted = []
 
     @precondition(lambda self: bool(self.server.pending))
@@ -454,7 +454,7 @@ class JournalModel(RuleBasedStateMachine):
     def decide_a_post(self, index: int, fate: str) -> None:
         server = self.server
         server.decide(server.pending.pop(index % len(server.pending)), fate)
-        self.settle()
+        self.run_until_quiet()
 
     @precondition(lambda self: bool(self.server.late))
     @rule(index=st.integers(0, 20))
@@ -464,7 +464,7 @@ class JournalModel(RuleBasedStateMachine):
         # The rules' assumption: a POST is processed, if ever, inside its attempt's settle window.
         if (server.now - post.received_at).total_seconds() < SETTLE - 40:
             server.process(post)
-        self.settle()
+        self.run_until_quiet()
 
     @rule(seconds=st.sampled_from([5, 30, 90, 150, 600, 3600]))
     def time_passes(self, seconds: int) -> None:
@@ -478,7 +478,7 @@ class JournalModel(RuleBasedStateMachine):
                 post.answer.set_exception(aiohttp.ServerTimeoutError())
             server.late.append(post)
         server.late = [p for p in server.late if (server.now - p.received_at).total_seconds() < SETTLE - 40]
-        self.settle()
+        self.run_until_quiet()
 
     @rule(change=st.sampled_from(["wall -1h", "wall -30s", "wall +30s", "wall +1h", "dst", "booked by hand"]))
     def the_world_changes(self, change: str) -> None:
@@ -500,7 +500,7 @@ class JournalModel(RuleBasedStateMachine):
     def a_process_crashes(self, which: int) -> None:
         live = self._live()
         self.loop.run_until_complete(live[which % len(live)].crash())
-        self.settle()
+        self.run_until_quiet()
 
     @precondition(lambda self: len(self._live()) < 3)
     @rule()
@@ -514,7 +514,7 @@ class JournalModel(RuleBasedStateMachine):
         if live:
             process = live[which % len(live)]
             process.start(process.client.phonechat.reconcile(booking))
-            self.settle()
+            self.run_until_quiet()
 
     @precondition(lambda self: not self.server.pending and not self.server.late)
     @rule(which=st.integers(0, 5), booking=st.sampled_from(BOOKINGS))
@@ -526,7 +526,7 @@ class JournalModel(RuleBasedStateMachine):
         made = self.server.reschedules_of(booking)
         process = live[which % len(live)]
         process.start(process.client.phonechat.resolve(booking, rescheduled_into=made[-1] if made else None))
-        self.settle()
+        self.run_until_quiet()
 
     # --- what must always hold ---------------------------------------------------------------
 

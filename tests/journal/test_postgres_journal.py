@@ -27,7 +27,7 @@ other = _pg_support.other
 # --- claims, outcomes and liveness ------------------------------------------------------------------
 
 
-async def test_a_claim_is_granted_once_and_its_outcome_settles_it(journal: PostgresJournal) -> None:
+async def test_a_claim_is_granted_once_and_its_outcome_is_recorded(journal: PostgresJournal) -> None:
     claim = await journal.claim(key(1), force=False, settle=SETTLE)
     assert claim.granted
     assert claim.entry is not None
@@ -289,7 +289,7 @@ async def test_what_is_forgotten_and_when(journal: PostgresJournal) -> None:
     }
 
 
-async def test_terms_unsettled_twins_and_server_offsets(journal: PostgresJournal) -> None:
+async def test_terms_twins_in_flight_or_unknown_and_server_offsets(journal: PostgresJournal) -> None:
     terms = Terms(
         user_id=7,
         duration=10,

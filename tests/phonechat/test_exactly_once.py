@@ -473,7 +473,7 @@ def _requirements() -> Any:
 # --- twins ----------------------------------------------------------------------------------------
 
 
-async def test_twins_with_lost_answers_are_never_sent_twice_and_the_user_settles_what_counting_cannot(
+async def test_twins_with_lost_answers_are_never_sent_twice_and_the_user_decides_what_counting_cannot(
     sandbox: SandboxServer, journal: Journal, clock: ManualClocks
 ) -> None:
     # Finding 5: two weekly bookings, both answers lost, one of them processed.
@@ -530,7 +530,7 @@ async def test_twins_an_hour_apart_are_weighed_together_while_the_servers_offset
     await journal.aclose()
 
 
-async def test_sixteen_twins_whose_answers_were_all_lost_are_all_settled_by_counting(
+async def test_sixteen_twins_whose_answers_were_all_lost_are_all_decided_by_counting(
     sandbox: SandboxServer, journal: Journal
 ) -> None:
     ids = list(range(21, 37))
@@ -540,7 +540,7 @@ async def test_sixteen_twins_whose_answers_were_all_lost_are_all_settled_by_coun
     async with client(sandbox, journal) as aw:
         outcomes = await aw.phonechat.reschedule_made_bookings(ids, concurrency=4)
         assert all(isinstance(o.error, OutcomeUnknownError) and o.may_have_happened for o in outcomes)
-        again = await aw.phonechat.reschedule_made_bookings(ids)  # one listing read settles them all
+        again = await aw.phonechat.reschedule_made_bookings(ids)  # one listing read decides them all
     assert all(isinstance(o.error, AlreadyRescheduledError) for o in again)
     made = sorted(o.error.new_booking_id for o in again if isinstance(o.error, AlreadyRescheduledError))
     assert made == sorted(n for i in ids for n in sandbox.rescheduled(i))

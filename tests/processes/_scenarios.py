@@ -211,7 +211,7 @@ def already_rescheduled_as(text: str) -> int | None:
 
 
 def retry_after_of(text: str) -> int | None:
-    """The wait a 504 for an unsettled attempt advises (its ``OutcomeUnknownError.retry_after``)."""
+    """The wait a 504 for an attempt of unknown outcome advises (``OutcomeUnknownError.retry_after``)."""
     found = re.search(r"call again in (\d+) s", text)
     return int(found.group(1)) if found else None
 

@@ -143,8 +143,8 @@ async def test_a_worker_killed_after_its_post_was_processed_is_reconciled_by_the
     assert [already_rescheduled_as(text) for _, text in answers] == [new, new]
     assert sandbox.reschedule_count(booking) == 1
     assert posts(sandbox) == 1
-    settled = await entry_of(postgres_dsn, booking)
-    assert (settled["state"], settled["decided_by"], settled["new_booking_id"]) == (
+    decided = await entry_of(postgres_dsn, booking)
+    assert (decided["state"], decided["decided_by"], decided["new_booking_id"]) == (
         "rescheduled",
         "reconciliation",
         new,
@@ -204,8 +204,8 @@ async def test_a_worker_killed_between_its_claim_and_its_post_is_sent_once_after
     assert (again[0], already_rescheduled_as(again[1])) == (409, new)
     assert sandbox.reschedule_count(booking) == 1
     assert posts(sandbox) == 1
-    settled = await entry_of(postgres_dsn, booking)
-    assert (settled["state"], settled["attempt"], settled["decided_by"]) == ("rescheduled", 2, "answer")
+    decided = await entry_of(postgres_dsn, booking)
+    assert (decided["state"], decided["attempt"], decided["decided_by"]) == ("rescheduled", 2, "answer")
 
 
 # --- a worker stopped ------------------------------------------------------------------------------
@@ -420,8 +420,8 @@ async def test_outcomes_the_database_could_not_record_are_reconciled_by_the_next
     assert {second[n] for n in done} == {"AlreadyRescheduledError"}
     assert {second[n] for n in ids if n not in done} == {"ok"}
     for n in done:
-        settled = await entry_of(postgres_dsn, n)
-        assert (settled["state"], settled["decided_by"], settled["new_booking_id"]) == (
+        decided = await entry_of(postgres_dsn, n)
+        assert (decided["state"], decided["decided_by"], decided["new_booking_id"]) == (
             "rescheduled",
             "reconciliation",
             sandbox.rescheduled(n)[0],

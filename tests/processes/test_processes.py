@@ -188,12 +188,12 @@ async def test_a_batch_killed_with_sigkill_and_run_again_reschedules_each_bookin
         await aw.phonechat.reschedule_made_bookings(ids, concurrency=20)
         entries = await aw.journal.entries(aw.phonechat.api_root)
     assert counts(sandbox, ids) == [1] * 300  # nothing twice, nothing left out
-    assert {e.state for e in entries} == {AttemptState.RESCHEDULED}  # every unknown settled
+    assert {e.state for e in entries} == {AttemptState.RESCHEDULED}  # every unknown decided
     assert {e.new_booking_id for e in entries} == {sandbox.rescheduled(n)[0] for n in ids}
 
 
 @pytest.mark.slow
-async def test_twins_killed_mid_batch_are_never_sent_twice_and_what_counting_cannot_settle_is_asked(
+async def test_twins_killed_mid_batch_are_never_sent_twice_and_what_counting_cannot_decide_is_asked(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
     # Finding 5: with identical terms, a crash and the documented re-run sent 18 twice and 11 never.
