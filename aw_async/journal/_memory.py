@@ -277,7 +277,7 @@ class MemoryJournal(Journal):
                 found[key] = entry
         return found
 
-    async def unsettled(self, api_root: str, fingerprints: Iterable[str | None]) -> list[JournalEntry]:
+    async def outstanding(self, api_root: str, fingerprints: Iterable[str | None]) -> list[JournalEntry]:
         wanted = set(fingerprints)
         found = []
         for key, stored in self._stored.items():

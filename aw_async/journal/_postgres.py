@@ -392,7 +392,7 @@ class PostgresJournal(Journal):
 
         return await self._run(get_many)
 
-    async def unsettled(self, api_root: str, fingerprints: Iterable[str | None]) -> list[JournalEntry]:
+    async def outstanding(self, api_root: str, fingerprints: Iterable[str | None]) -> list[JournalEntry]:
         wanted = set(fingerprints)
         known = sorted(f for f in wanted if f is not None)
 

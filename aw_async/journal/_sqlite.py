@@ -376,7 +376,7 @@ class SqliteJournal(Journal):
         )
         return found
 
-    async def unsettled(self, api_root: str, fingerprints: Iterable[str | None]) -> list[JournalEntry]:
+    async def outstanding(self, api_root: str, fingerprints: Iterable[str | None]) -> list[JournalEntry]:
         wanted = set(fingerprints)
         known = sorted(f for f in wanted if f is not None)
 

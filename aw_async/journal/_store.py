@@ -190,9 +190,10 @@ class Journal(abc.ABC):
         """What the journal knows of each of ``keys`` (keys it knows nothing of are left out)."""
 
     @abc.abstractmethod
-    async def unsettled(self, api_root: str, fingerprints: Iterable[str | None]) -> list[JournalEntry]:
-        """The entries of ``api_root`` in flight or unknown whose terms have one of ``fingerprints``
-        (None: whose terms are not known yet): the twins a reconciliation weighs together."""
+    async def outstanding(self, api_root: str, fingerprints: Iterable[str | None]) -> list[JournalEntry]:
+        """The outstanding entries of ``api_root`` (in flight or unknown: no outcome decided yet) whose
+        terms have one of ``fingerprints`` (None: whose terms are not known yet): the twins a
+        reconciliation weighs together."""
 
     @abc.abstractmethod
     async def results_among(self, api_root: str, booking_ids: Iterable[int]) -> dict[int, int]:

@@ -127,7 +127,7 @@ class Reconciler:
         an unknown outcome")."""
         fingerprints = {target.terms.fingerprint for target in targets if target.terms is not None}
         by_key: dict[Key, JournalEntry] = {}
-        for entry in await self.journal.unsettled(self.api_root, [*fingerprints, None]):
+        for entry in await self.journal.outstanding(self.api_root, [*fingerprints, None]):
             if entry.readable:
                 entry = await self._with_terms(entry)
                 if entry.terms is not None and entry.terms.fingerprint in fingerprints:

@@ -260,11 +260,11 @@ async def test_twins_are_found_by_their_terms(journal: Journal) -> None:
             assert await journal.record_outcome(entry, AttemptState.UNKNOWN)
     unknown_terms = await journal.claim(Key(ROOT, 14), force=False, settle=1.0)  # checks off: no terms
     assert unknown_terms.entry is not None
-    found = {e.booking_id for e in await journal.unsettled(ROOT, [TERMS.fingerprint])}
+    found = {e.booking_id for e in await journal.outstanding(ROOT, [TERMS.fingerprint])}
     assert found == {11, 12, 13}
-    assert {e.booking_id for e in await journal.unsettled(ROOT, [None])} == {14}
+    assert {e.booking_id for e in await journal.outstanding(ROOT, [None])} == {14}
     await journal.learn_terms(Key(ROOT, 14), 1, TERMS)
-    assert {e.booking_id for e in await journal.unsettled(ROOT, [TERMS.fingerprint])} == {11, 12, 13, 14}
+    assert {e.booking_id for e in await journal.outstanding(ROOT, [TERMS.fingerprint])} == {11, 12, 13, 14}
 
 
 async def test_the_servers_offset_is_kept(journal: Journal) -> None:

@@ -304,10 +304,10 @@ async def test_terms_twins_in_flight_or_unknown_and_server_offsets(journal: Post
     assert first.entry is not None
     assert second.entry is not None
     await journal.learn_terms(key(2), 1, terms)
-    twins = await journal.unsettled(ROOT, [terms.fingerprint])
+    twins = await journal.outstanding(ROOT, [terms.fingerprint])
     assert sorted(e.booking_id for e in twins) == [1, 2]
     assert all(e.terms == terms for e in twins)
-    assert await journal.unsettled(ROOT, [None]) == []
+    assert await journal.outstanding(ROOT, [None]) == []
     assert await journal.server_offset(ROOT) is None
     await journal.learn_server_offset(ROOT, 60)
     await journal.learn_server_offset(ROOT, 0)

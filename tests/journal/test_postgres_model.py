@@ -279,8 +279,8 @@ class JournalModel(RuleBasedStateMachine):
                     self.memory.results_among(root, ids)
                 )
                 assert self.run(journal.server_offset(root)) == self.run(self.memory.server_offset(root))
-                ours_ = map(self.ours, self.run(journal.unsettled(root, self.fingerprints)))
-                theirs_ = map(self.reference, self.run(self.memory.unsettled(root, self.fingerprints)))
+                ours_ = map(self.ours, self.run(journal.outstanding(root, self.fingerprints)))
+                theirs_ = map(self.reference, self.run(self.memory.outstanding(root, self.fingerprints)))
                 assert sorted(ours_, key=_by_key) == sorted(theirs_, key=_by_key)  # in no order
 
 
