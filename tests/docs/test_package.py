@@ -114,11 +114,21 @@ def test_error_bodies_hash_despite_their_model_state() -> None:
     assert hash(with_state) == hash(models.ErrorBody(message="x"))
 
 
-def test_enums() -> None:
-    assert models.BookingStatus("Cancelled") is models.BookingStatus.CANCELLED
-    assert models.BookingStatus.PENDING == "Pending"
-    assert models.CallMethod(3) is models.CallMethod.SKYPE
-    assert [m.value for m in models.CallMethod] == [1, 2, 3]
+def test_the_enums_members_are_the_wire_values_the_contract_names() -> None:
+    # The values are the server's spellings (docs/api.md: Method 1, 2, 3); a value the server adds
+    # later decodes to the plain str or int (tests/codecs/test_json_codec.py, test_xml_codec.py).
+    assert {status.name: status.value for status in models.BookingStatus} == {
+        "PENDING": "Pending",
+        "ACCEPTED": "Accepted",
+        "REJECTED": "Rejected",
+        "CONFIRMED": "Confirmed",
+        "CANCELLED": "Cancelled",
+    }
+    assert {method.name: method.value for method in models.CallMethod} == {
+        "CALLED_BY_CANDIDATE": 1,
+        "CLIENT_CALLS": 2,
+        "SKYPE": 3,
+    }
 
 
 def test_every_error_is_an_adultwork_error() -> None:
