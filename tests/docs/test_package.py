@@ -137,6 +137,25 @@ def test_every_error_is_an_adultwork_error() -> None:
     assert issubclass(errors.DecodeError, ValueError)
 
 
+def test_the_errors_module_draws_its_tree_as_its_classes_are_and_defines_them_in_that_order() -> None:
+    drawn: list[tuple[str, str | None]] = []  # (class, its parent in the drawing), top to bottom
+    columns: list[tuple[int, str]] = []
+    for line in (errors.__doc__ or "").split("::", 1)[1].split("\n\n")[1].splitlines():
+        found = re.search(r"\b([A-Z]\w+Error)\b", line)
+        if found is None:
+            continue  # a description's second line
+        while columns and columns[-1][0] >= found.start():
+            columns.pop()
+        drawn.append((found[1], columns[-1][1] if columns else None))
+        columns.append((found.start(), found[1]))
+    assert {name for name, _ in drawn} == set(errors.__all__)
+    for name, parent in drawn:
+        public_bases = [c.__name__ for c in getattr(errors, name).__mro__[1:] if c.__name__ in errors.__all__]
+        assert (public_bases[0] if public_bases else None) == parent, name
+    defined = [name for name in vars(errors) if name in errors.__all__]
+    assert defined == [name for name, _ in drawn]
+
+
 def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["--version"])
