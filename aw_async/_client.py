@@ -47,11 +47,9 @@ class Format(enum.StrEnum):
     XML = "xml"
 
 
-# A codec serves a format when it serves that format's media type (docs/public-api.md, "Codecs").
-_FORMAT_MEDIA_TYPES = {
-    Format.JSON: ("application/json", "text/json"),
-    Format.XML: ("application/xml", "text/xml"),
-}
+# A codec serves a format when it serves one of the built-in codec's media types for that format
+# (docs/public-api.md, "Codecs").
+_FORMAT_MEDIA_TYPES = {Format.JSON: JsonCodec.media_types, Format.XML: XmlCodec.media_types}
 
 
 def _is_loopback(host: str) -> bool:

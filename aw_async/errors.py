@@ -6,6 +6,7 @@
     ├── DecodeError                     a body that is malformed, hostile or of the wrong shape
     ├── EncodeError                     a value the wire format cannot carry
     ├── InvalidRequestError             an argument breaks a documented rule (also a ValueError)
+    ├── InsecureUrlError                a URL that would carry the token in clear (also a ValueError)
     ├── PreconditionError               a documented prerequisite failed; nothing was sent
     │   ├── SessionNotPassedError       the booking's SessionDate has not passed yet
     │   ├── InsufficientCreditsError    the balance does not cover the booking's credits
@@ -31,8 +32,7 @@
 
 ``asyncio.CancelledError`` is never wrapped. A caller's argument of the wrong type is a programming
 error and raises ``TypeError`` (a value out of its documented range is an ``InvalidRequestError``);
-every failure of the call itself is an ``AdultWorkError``. ``InsecureUrlError`` (a ``ValueError``)
-refuses a client whose URL would carry the token in clear. No error's ``str()`` or ``repr()``
+every failure of the call itself is an ``AdultWorkError``. No error's ``str()`` or ``repr()``
 contains an access token, refresh token, client secret or API key.
 """
 
@@ -80,22 +80,6 @@ class AdultWorkError(Exception):
     """The base of every error aw_async raises."""
 
 
-class InsecureUrlError(AdultWorkError, ValueError):
-    """A plain ``http://`` URL to a host other than this machine: the token would travel in clear.
-
-    Attributes:
-        what: which URL (``base_url``, ``token_url``).
-        url, host: the URL, and its host.
-    """
-
-    def __init__(self, what: str, url: str, host: str, *, override: str = "allow_insecure_http=True") -> None:
-        super().__init__(
-            f"{what} {url!r} is plain http to {host}, which would send the token in clear; "
-            f"use https, or pass {override} if you really mean it"
-        )
-        self.what, self.url, self.host = what, url, host
-
-
 class DecodeError(AdultWorkError, ValueError):
     """A response body could not be decoded into the requested type.
 
@@ -123,46 +107,6 @@ class EncodeError(AdultWorkError, ValueError):
     """A value cannot be written in the wire format (an XML-forbidden character, a NaN decimal)."""
 
 
-class JournalError(AdultWorkError):
-    """The journal could not be read or written (a full disk, a folder that cannot be made, a lock
-    held too long, a file that is not a journal, a database out of reach, a schema newer than this
-    version knows). Nothing was sent for the booking; the original error is the ``__cause__``."""
-
-
-class NotStartedError(AdultWorkError):
-    """A batch was stopped before this booking's POST could leave (its ``stop`` event set, it was
-    cancelled, or it could not go on); nothing that spends credits was sent for it.
-
-    Attributes:
-        stopped_by: the error that stopped the batch (an authentication failure a refresh could not
-            mend, a balance that could not be read), or None when the caller stopped it.
-    """
-
-    def __init__(self, message: str, *, stopped_by: AdultWorkError | None = None) -> None:
-        super().__init__(message)
-        self.stopped_by = stopped_by
-
-
-class ClientClosedError(AdultWorkError, RuntimeError):
-    """A call was made on a client after :meth:`~aw_async.AdultWorkClient.aclose`; nothing was sent."""
-
-
-class TokenNotSavedError(AdultWorkError):
-    """``on_refresh`` raised while saving a rotated refresh token (a full disk, a database down).
-
-    The refresh happened: the old refresh token is dead and the new one is only in this process's
-    memory. The next call hands the same tokens to ``on_refresh`` again before anything else; if
-    the process ends before a save succeeds, the user must log in again. The original error is the
-    ``__cause__``.
-    """
-
-
-class UnexpectedError(AdultWorkError):
-    """A failure aw_async did not foresee (a bug in it, or in a plugged-in codec): the redacted
-    original is the ``__cause__``: every failure of a call is an :class:`AdultWorkError` (a caller's
-    argument of the wrong type aside, which raises ``TypeError``)."""
-
-
 class InvalidRequestError(AdultWorkError, ValueError):
     """An argument breaks a rule the vendor documents; nothing was sent.
 
@@ -175,23 +119,24 @@ class InvalidRequestError(AdultWorkError, ValueError):
         self.field = field
 
 
-class PreconditionError(AdultWorkError):
-    """A documented prerequisite of a call failed, so the call was not sent."""
-
-
-class BookingStatusError(PreconditionError):
-    """The booking's status forbids the call: a cancelled or rejected booking cannot be cancelled.
+class InsecureUrlError(AdultWorkError, ValueError):
+    """A plain ``http://`` URL to a host other than this machine: the token would travel in clear.
 
     Attributes:
-        booking_id: the booking.
-        status: its status.
+        what: which URL (``base_url``, ``token_url``).
+        url, host: the URL, and its host.
     """
 
-    def __init__(self, booking_id: int, status: object, action: str = "cancelled") -> None:
-        shown = getattr(status, "value", status)
-        super().__init__(f"booking {booking_id} cannot be {action}: it is {shown}")
-        self.booking_id = booking_id
-        self.status = status
+    def __init__(self, what: str, url: str, host: str, *, override: str = "allow_insecure_http=True") -> None:
+        super().__init__(
+            f"{what} {url!r} is plain http to {host}, which would send the token in clear; "
+            f"use https, or pass {override} if you really mean it"
+        )
+        self.what, self.url, self.host = what, url, host
+
+
+class PreconditionError(AdultWorkError):
+    """A documented prerequisite of a call failed, so the call was not sent."""
 
 
 class _SessionTimeError(PreconditionError):
@@ -208,6 +153,52 @@ class _SessionTimeError(PreconditionError):
         self.booking_id = booking_id
         self.session_date = session_date
         self.now = now
+
+
+class SessionNotPassedError(_SessionTimeError):
+    """RescheduleMadeBooking needs the booking's SessionDate to have passed."""
+
+    def __init__(self, booking_id: int, session_date: datetime, now: datetime) -> None:
+        super().__init__(
+            f"booking {booking_id} cannot be rescheduled yet: its session "
+            f"({session_date.isoformat()}) has not passed (now {now.isoformat(timespec='seconds')})",
+            booking_id,
+            session_date,
+            now,
+        )
+
+
+class InsufficientCreditsError(PreconditionError):
+    """RescheduleMadeBooking needs a credit balance that covers the booking's credits.
+
+    Attributes:
+        booking_id: the booking.
+        required: the booking's credits.
+        balance: the balance available for it (in a batch: what earlier bookings left).
+    """
+
+    def __init__(self, booking_id: int, required: Decimal, balance: Decimal) -> None:
+        super().__init__(
+            f"booking {booking_id} needs {required} credits but the balance available is {balance}"
+        )
+        self.booking_id = booking_id
+        self.required = required
+        self.balance = balance
+
+
+class BookingStatusError(PreconditionError):
+    """The booking's status forbids the call: a cancelled or rejected booking cannot be cancelled.
+
+    Attributes:
+        booking_id: the booking.
+        status: its status.
+    """
+
+    def __init__(self, booking_id: int, status: object, action: str = "cancelled") -> None:
+        shown = getattr(status, "value", status)
+        super().__init__(f"booking {booking_id} cannot be {action}: it is {shown}")
+        self.booking_id = booking_id
+        self.status = status
 
 
 class SessionPassedError(_SessionTimeError):
@@ -278,35 +269,44 @@ class InFlightElsewhereError(PreconditionError):
         self.since = since
 
 
-class SessionNotPassedError(_SessionTimeError):
-    """RescheduleMadeBooking needs the booking's SessionDate to have passed."""
-
-    def __init__(self, booking_id: int, session_date: datetime, now: datetime) -> None:
-        super().__init__(
-            f"booking {booking_id} cannot be rescheduled yet: its session "
-            f"({session_date.isoformat()}) has not passed (now {now.isoformat(timespec='seconds')})",
-            booking_id,
-            session_date,
-            now,
-        )
+class JournalError(AdultWorkError):
+    """The journal could not be read or written (a full disk, a folder that cannot be made, a lock
+    held too long, a file that is not a journal, a database out of reach, a schema newer than this
+    version knows). Nothing was sent for the booking; the original error is the ``__cause__``."""
 
 
-class InsufficientCreditsError(PreconditionError):
-    """RescheduleMadeBooking needs a credit balance that covers the booking's credits.
+class NotStartedError(AdultWorkError):
+    """A batch was stopped before this booking's POST could leave (its ``stop`` event set, it was
+    cancelled, or it could not go on); nothing that spends credits was sent for it.
 
     Attributes:
-        booking_id: the booking.
-        required: the booking's credits.
-        balance: the balance available for it (in a batch: what earlier bookings left).
+        stopped_by: the error that stopped the batch (an authentication failure a refresh could not
+            mend, a balance that could not be read), or None when the caller stopped it.
     """
 
-    def __init__(self, booking_id: int, required: Decimal, balance: Decimal) -> None:
-        super().__init__(
-            f"booking {booking_id} needs {required} credits but the balance available is {balance}"
-        )
-        self.booking_id = booking_id
-        self.required = required
-        self.balance = balance
+    def __init__(self, message: str, *, stopped_by: AdultWorkError | None = None) -> None:
+        super().__init__(message)
+        self.stopped_by = stopped_by
+
+
+class ClientClosedError(AdultWorkError, RuntimeError):
+    """A call was made on a client after :meth:`~aw_async.AdultWorkClient.aclose`; nothing was sent."""
+
+
+class TokenNotSavedError(AdultWorkError):
+    """``on_refresh`` raised while saving a rotated refresh token (a full disk, a database down).
+
+    The refresh happened: the old refresh token is dead and the new one is only in this process's
+    memory. The next call hands the same tokens to ``on_refresh`` again before anything else; if
+    the process ends before a save succeeds, the user must log in again. The original error is the
+    ``__cause__``.
+    """
+
+
+class UnexpectedError(AdultWorkError):
+    """A failure aw_async did not foresee (a bug in it, or in a plugged-in codec): the redacted
+    original is the ``__cause__``: every failure of a call is an :class:`AdultWorkError` (a caller's
+    argument of the wrong type aside, which raises ``TypeError``)."""
 
 
 class ApiError(AdultWorkError):

@@ -27,11 +27,10 @@ from ..errors import (
 from ..journal import AttemptState, Key
 from ..models import MadeBooking
 from ..phonechat._prerequisites import check_session_passed
+from ._exit import EXIT_OK
 from ._format import booking_line, error_json, error_line, json_line, money, plural
 
 __all__ = ["dry_run"]
-
-EXIT_OK = 0
 
 
 @attrs.frozen

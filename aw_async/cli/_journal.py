@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from .._client import AdultWorkClient
 from ..journal import AttemptState, JournalEntry
+from ._exit import EXIT_OK
 from ._format import json_line
 
 __all__ = ["list_journal", "resolve_in_journal"]
-
-EXIT_OK = 0
 
 
 def _entry_json(entry: JournalEntry) -> dict[str, object]:

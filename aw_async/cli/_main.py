@@ -39,13 +39,13 @@ from ._arguments import (
 from ._credentials import CredentialsError, credentials_path, token_from
 from ._demo import run_demo, serve_sandbox
 from ._dry_run import dry_run
+from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from ._format import booking_line, error_line, money, plural, to_json
 from ._journal import list_journal, resolve_in_journal
 from ._reschedule import reconcile, reschedule
 
 __all__ = ["build_parser", "main", "parse_span"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_TIMEOUT = 30.0
 #: The environment variable (or option) each URL a client checks comes from, in this command line's words.
 _URL_NAMES = {"base_url": "--base-url", "token_url": "AW_TOKEN_URL"}

@@ -29,6 +29,7 @@ from ..errors import (
 )
 from ..models import MadeBooking
 from ..phonechat import RescheduleOutcome, Stage
+from ._exit import EXIT_FAILED, EXIT_OK
 from ._format import (
     booking_line,
     is_done,
@@ -42,7 +43,6 @@ from ._format import (
 
 __all__ = ["GRACE_SECONDS", "reconcile", "reschedule"]
 
-EXIT_OK, EXIT_FAILED = 0, 1
 #: How long bookings in flight may finish after the first Ctrl-C or SIGTERM.
 GRACE_SECONDS = 3.0
 _EXIT_ON = {signal.SIGINT: 130, signal.SIGTERM: 143}

@@ -41,7 +41,6 @@ from .._tasks import gather_or_cancel
 from ..errors import (
     AdultWorkError,
     AuthenticationError,
-    InsufficientCreditsError,
     NotStartedError,
     OutcomeUnknownError,
     RateLimitError,
@@ -51,7 +50,7 @@ from ..journal import AttemptState, JournalEntry, Key, Terms, outcome_of
 from ..journal._reconciliation import Verdict
 from ..models import MadeBooking
 from ._guard import AttemptContext, RescheduleGuard
-from ._prerequisites import check_session_passed, require_id
+from ._prerequisites import check_credits, check_session_passed, require_id
 from ._reconciler import Reconciler
 
 __all__ = ["RescheduleOutcome", "Stage", "reschedule_batch"]
@@ -108,8 +107,8 @@ class _CreditLedger:
         self.available = balance
 
     def reserve(self, booking: MadeBooking) -> None:
-        if booking.credits > self.available:
-            raise InsufficientCreditsError(booking.booking_id, booking.credits, self.available)
+        """Take the booking's credits from what is left, by the single call's rule (check_credits)."""
+        check_credits(booking, self.available)
         self.available -= booking.credits
 
     def refund_if_unspent(

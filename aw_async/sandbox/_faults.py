@@ -28,7 +28,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, get_args
 
 import attrs
 from aiohttp import web
@@ -40,7 +40,7 @@ __all__ = ["Fault", "FaultKind", "Faults", "RateLimit", "answer_instead", "answe
 FaultKind = Literal[
     "rate_limit", "server_error", "answer", "reset", "reset_body", "truncate", "slow_body", "delay"
 ]
-_KINDS = ("rate_limit", "server_error", "answer", "reset", "reset_body", "truncate", "slow_body", "delay")
+_KINDS: tuple[str, ...] = get_args(FaultKind)
 
 
 @attrs.define

@@ -35,16 +35,15 @@ from ._state import ALL_SCOPES, RefreshGrant, SandboxRefusal, SandboxState, Toke
 __all__ = ["SandboxServer", "SeenRequest"]
 
 _CODECS: dict[str, JsonCodec | XmlCodec] = {"json": JsonCodec(), "xml": XmlCodec()}
+#: The format of each media type an ``Accept`` may name: the codecs' own, and wildcards.
 _MEDIA_FORMATS = {
-    "application/json": "json",
-    "text/json": "json",
-    "application/xml": "xml",
-    "text/xml": "xml",
+    **{media_type: format for format, codec in _CODECS.items() for media_type in codec.media_types},
     "*/*": "json",
     "application/*": "json",
     "text/*": "json",
 }
-_DEFAULT_MEDIA = {"json": "application/json", "xml": "application/xml"}
+#: The media type of each format's answers when ``Accept`` names none of its own.
+_DEFAULT_MEDIA = {format: codec.media_types[0] for format, codec in _CODECS.items()}
 _DENIED = "Authorization has been denied for this request."
 _ANSWERS_INSTEAD = ("rate_limit", "server_error", "answer", "reset")  # faults that replace the answer
 
@@ -398,7 +397,7 @@ def _read_request(endpoint: Endpoint[Any], request: web.Request, body: bytes) ->
             )
             raise SandboxRefusal(400, "The request is invalid.", {name: [message]}) from None
     try:
-        return _JSON.decode(body, endpoint.request)
+        return _CODECS["json"].decode(body, endpoint.request)
     except DecodeError as exc:
         field = f"request.{exc.path}" if exc.path else "request"
         raise SandboxRefusal(400, "The request is invalid.", {field: [exc.message]}) from None
@@ -406,6 +405,3 @@ def _read_request(endpoint: Endpoint[Any], request: web.Request, body: bytes) ->
 
 def _not_emulated(request: web.Request) -> SandboxRefusal:
     return SandboxRefusal(501, f"The sandbox does not emulate {request.method} {request.path}.")
-
-
-_JSON = JsonCodec()

@@ -3,6 +3,10 @@ each operation (docs/api.md).
 
 Everything here is synchronous and in memory, so a reschedule (check, spend, create) happens with no
 ``await`` in between: concurrent requests can never both spend the last credits.
+
+The rules are written here again on purpose, not shared with the client's checks
+(:mod:`aw_async.phonechat._prerequisites`): an emulator is an oracle, and code shared with what it
+tests would hide a wrong rule on both sides at once.
 """
 
 from __future__ import annotations
@@ -287,8 +291,7 @@ class SandboxState:
         now = datetime.now(self.server_timezone)
         if session is None:
             raise SandboxRefusal(400, "The booking has no SessionDate.")
-        instant = session if session.tzinfo is not None else session.replace(tzinfo=self.server_timezone)
-        if instant >= now:
+        if self.instant(session) >= now:
             raise SandboxRefusal(
                 400,
                 "The request is invalid.",

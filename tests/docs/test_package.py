@@ -114,17 +114,46 @@ def test_error_bodies_hash_despite_their_model_state() -> None:
     assert hash(with_state) == hash(models.ErrorBody(message="x"))
 
 
-def test_enums() -> None:
-    assert models.BookingStatus("Cancelled") is models.BookingStatus.CANCELLED
-    assert models.BookingStatus.PENDING == "Pending"
-    assert models.CallMethod(3) is models.CallMethod.SKYPE
-    assert [m.value for m in models.CallMethod] == [1, 2, 3]
+def test_the_enums_members_are_the_wire_values_the_contract_names() -> None:
+    # The values are the server's spellings (docs/api.md: Method 1, 2, 3); a value the server adds
+    # later decodes to the plain str or int (tests/codecs/test_json_codec.py, test_xml_codec.py).
+    assert {status.name: status.value for status in models.BookingStatus} == {
+        "PENDING": "Pending",
+        "ACCEPTED": "Accepted",
+        "REJECTED": "Rejected",
+        "CONFIRMED": "Confirmed",
+        "CANCELLED": "Cancelled",
+    }
+    assert {method.name: method.value for method in models.CallMethod} == {
+        "CALLED_BY_CANDIDATE": 1,
+        "CLIENT_CALLS": 2,
+        "SKYPE": 3,
+    }
 
 
 def test_every_error_is_an_adultwork_error() -> None:
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), errors.AdultWorkError)
     assert issubclass(errors.DecodeError, ValueError)
+
+
+def test_the_errors_module_draws_its_tree_as_its_classes_are_and_defines_them_in_that_order() -> None:
+    drawn: list[tuple[str, str | None]] = []  # (class, its parent in the drawing), top to bottom
+    columns: list[tuple[int, str]] = []
+    for line in (errors.__doc__ or "").split("::", 1)[1].split("\n\n")[1].splitlines():
+        found = re.search(r"\b([A-Z]\w+Error)\b", line)
+        if found is None:
+            continue  # a description's second line
+        while columns and columns[-1][0] >= found.start():
+            columns.pop()
+        drawn.append((found[1], columns[-1][1] if columns else None))
+        columns.append((found.start(), found[1]))
+    assert {name for name, _ in drawn} == set(errors.__all__)
+    for name, parent in drawn:
+        public_bases = [c.__name__ for c in getattr(errors, name).__mro__[1:] if c.__name__ in errors.__all__]
+        assert (public_bases[0] if public_bases else None) == parent, name
+    defined = [name for name in vars(errors) if name in errors.__all__]
+    assert defined == [name for name, _ in drawn]
 
 
 def test_cli_version(capsys: pytest.CaptureFixture[str]) -> None:
