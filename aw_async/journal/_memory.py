@@ -19,6 +19,7 @@ from .._clock import HostInstant, seconds_between
 from ._rules import (
     DEFAULT_KEEP_REFUSED,
     DEFAULT_KEEP_RESCHEDULED,
+    FORGET_EVERY,
     AttemptState,
     Decider,
     JournalEntry,
@@ -104,7 +105,7 @@ class MemoryJournal(Journal):
         if len(self._stored) > self.max_entries:
             self._evict(len(self._stored) - self.max_entries)
         self._writes += 1
-        if self._writes % 1024 == 0:
+        if self._writes % FORGET_EVERY == 0:
             self._forget_old(self._clocks.wall())
 
     def _evict(self, count: int) -> None:

@@ -78,6 +78,7 @@ from ..models import MadeBooking
 __all__ = [
     "DEFAULT_KEEP_REFUSED",
     "DEFAULT_KEEP_RESCHEDULED",
+    "FORGET_EVERY",
     "LATE_MARGIN",
     "LEAVE_WITHIN",
     "AttemptState",
@@ -99,6 +100,10 @@ __all__ = [
 
 DEFAULT_KEEP_REFUSED = timedelta(days=1)
 DEFAULT_KEEP_RESCHEDULED = timedelta(days=90)
+
+#: A store that forgets on its own does it once every this many outcomes it records: often enough to
+#: stay small, rarely enough that the walk over old entries costs nothing a booking.
+FORGET_EVERY = 1024
 
 #: How long after its attempt began (or was renewed) a POST may still leave: after that the owner
 #: renews the attempt first, and the transport never lets the POST leave past its deadline.

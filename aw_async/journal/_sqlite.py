@@ -45,6 +45,7 @@ from ._liveness import OwnerLock
 from ._rules import (
     DEFAULT_KEEP_REFUSED,
     DEFAULT_KEEP_RESCHEDULED,
+    FORGET_EVERY,
     AttemptState,
     Decider,
     JournalEntry,
@@ -286,7 +287,7 @@ class SqliteJournal(Journal):
 
     def _count_outcome(self) -> None:
         self._outcome_count += 1
-        if self._outcome_count % 1024 == 0:  # forgetting is housekeeping: queued, not awaited
+        if self._outcome_count % FORGET_EVERY == 0:  # forgetting is housekeeping: queued, not awaited
             self._writer.post_nowait(self._forget(self._clocks.wall()))
 
     async def record_verdict(
