@@ -17,8 +17,8 @@ After every step:
 - no call raises anything but an ``AdultWorkError``.
 
 A POST processed late is processed inside its attempt's settle window, as the rules assume (a server
-that works through a queue for longer is outside any client's reach). A few dozen examples run by
-default; thousands under ``-m slow``.
+that works through a queue for longer is outside any client's reach). 200 examples of 12 steps run by
+default (about 4 s); 2,000 under ``-m slow``.
 """
 
 from __future__ import annotations
