@@ -9,7 +9,7 @@ from collections.abc import Callable
 from .._client import AdultWorkClient, Format
 from ..errors import AlreadyRescheduledError, PreconditionError
 from ..sandbox import SandboxServer, seed_demo
-from ._format import booking_line, error_line, summary_line
+from ._format import Rerun, booking_line, error_line, summary_line
 
 __all__ = ["SANDBOX_REFRESH", "run_demo", "serve_sandbox"]
 
@@ -45,7 +45,8 @@ async def run_demo(formats: list[Format], say: Callable[[str], None]) -> int:
                 say(f"4. done      {first} became {booking_line(new)}")
                 batch = list(demo.passed[1:])
                 outcomes = await aw.phonechat.reschedule_made_bookings(batch, concurrency=2)
-                say(f"5. batch     {' '.join(map(str, batch))}: {summary_line(outcomes)}")
+                summary = summary_line(outcomes, rerun=Rerun.UNRECORDED)  # its journal is in memory
+                say(f"5. batch     {' '.join(map(str, batch))}: {summary}")
                 balance = await aw.credit_history.get_current_credit_balance()
                 agrees = sandbox.get_balance(demo.user_id)
                 say(f"   balance   {balance} credits left (the sandbox agrees: {agrees})")

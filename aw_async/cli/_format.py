@@ -15,6 +15,7 @@ from ..models import MadeBooking
 from ..phonechat import RescheduleOutcome, Stage
 
 __all__ = [
+    "Rerun",
     "booking_line",
     "error_json",
     "error_line",
@@ -91,7 +92,7 @@ def outcome_json(outcome: RescheduleOutcome) -> dict[str, Any]:
     """One booking's outcome as machine output, for ``reschedule`` and ``reconcile`` alike.
 
     ``rescheduled`` is true when the booking was rescheduled (now, or before: ``new_booking_id``),
-    false when it certainly was not, and null when it may have been (a re-run reconciles it first).
+    false when it certainly was not, and null when it may have been.
     """
     error = outcome.error
     if outcome.ok or isinstance(error, AlreadyRescheduledError):
@@ -173,22 +174,32 @@ def is_done(outcome: RescheduleOutcome) -> bool:
     return outcome.ok or isinstance(outcome.error, AlreadyRescheduledError)
 
 
-def summary_line(outcomes: list[RescheduleOutcome], *, journal_kept: bool = True) -> str:
-    """How a batch went, in one line: the bookings it started, then those it never started, counted
-    once per cause (a batch that could not go on says why once, not once a booking).
+class Rerun(enum.Enum):
+    """What running the same command again does to a booking that may have gone through: the
+    advice a summary gives depends on it."""
 
-    ``journal_kept``: the journal outlives this run (not ``--no-journal``), so a re-run reconciles
-    the bookings that may have gone through before sending anything."""
+    #: The journal outlives the run: a re-run reconciles first and sends only once it is proven
+    #: that the reschedule did not happen (the errors' own advice).
+    RECONCILES = "reconciles"
+    #: ``--force``: a re-run with it sends again at once, whether or not the booking went through.
+    FORCED = "forced"
+    #: No journal outlives the run (``--no-journal``): a re-run knows nothing of this one.
+    UNRECORDED = "unrecorded"
+
+
+def summary_line(outcomes: list[RescheduleOutcome], *, rerun: Rerun) -> str:
+    """How a batch went, in one line: the bookings it started, then those it never started, counted
+    once per cause (a batch that could not go on says why once, not once a booking). ``rerun``:
+    what running it again would do, for the advice about bookings that may have gone through."""
     started = [o for o in outcomes if not isinstance(o.error, NotStartedError)]
-    parts = [started_line(started, journal_kept=journal_kept)] if started or not outcomes else []
+    parts = [started_line(started, rerun=rerun)] if started or not outcomes else []
     parts += not_started_parts(outcomes)
     return "; ".join(parts)
 
 
-def started_line(started: list[RescheduleOutcome], *, journal_kept: bool = True) -> str:
+def started_line(started: list[RescheduleOutcome], *, rerun: Rerun) -> str:
     """``N bookings: D rescheduled, F failed (kinds)``, and which ones may have gone through, with
-    the advice the errors give (calling again is safe: it reconciles first), unless no journal
-    outlives the run."""
+    the advice that holds for a re-run (see :class:`Rerun`)."""
     done = sum(outcome.ok for outcome in started)
     before = sum(isinstance(outcome.error, AlreadyRescheduledError) for outcome in started)
     maybe = [outcome.booking_id for outcome in started if outcome.may_have_happened]
@@ -204,17 +215,19 @@ def started_line(started: list[RescheduleOutcome], *, journal_kept: bool = True)
     )
     if maybe:
         shown = " ".join(map(str, maybe[:10])) + (" ..." if len(maybe) > 10 else "")
-        if journal_kept:
-            line += (
-                f"; {len(maybe)} may have gone through: running this again is safe (it reconciles them "
-                f"first), or ask now: aw-async reconcile {shown}"
-            )
-        else:  # the journal was this run's: a re-run would not know they may have gone through
-            line += (
-                f"; {len(maybe)} may have gone through, and --no-journal kept no record of it: check "
-                f"your bookings before trying again: {shown}"
-            )
+        line += f"; {len(maybe)} may have gone through" + _MAYBE_ADVICE[rerun].format(ids=shown)
     return line
+
+
+_MAYBE_ADVICE = {
+    Rerun.RECONCILES: ": running this again is safe (it reconciles them first), or ask now: "
+    "aw-async reconcile {ids}",
+    # Forced, a re-run grants an unknown outcome a new attempt without reconciling it.
+    Rerun.FORCED: ": running this again with --force would send them again at once; without --force "
+    "it is safe (it reconciles them first), or ask now: aw-async reconcile {ids}",
+    Rerun.UNRECORDED: ", and no journal kept a record of it: check your bookings before trying "
+    "again: {ids}",
+}
 
 
 def not_started_parts(outcomes: list[RescheduleOutcome]) -> list[str]:

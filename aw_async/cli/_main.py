@@ -40,7 +40,7 @@ from ._credentials import CredentialsError, credentials_path, token_from
 from ._demo import run_demo, serve_sandbox
 from ._dry_run import dry_run
 from ._exit import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from ._format import booking_line, error_line, money, plural, to_json
+from ._format import Rerun, booking_line, error_line, money, plural, to_json
 from ._journal import list_journal, resolve_in_journal
 from ._reschedule import reconcile, reschedule
 
@@ -162,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-check", action="store_true", help="skip the prerequisite checks (POST only)"
     )
     rescheduling.add_argument(
-        "--force", action="store_true", help="reschedule even bookings the journal says are rescheduled"
+        "--force",
+        action="store_true",
+        help="reschedule even bookings the journal says are rescheduled, or may have been (an unknown "
+        "outcome is then sent again without being reconciled)",
     )
     rescheduling.add_argument("--json", action="store_true", help="print one JSON object a line")
     rescheduling.set_defaults(command_with_client=_reschedule, needs_journal=True)
@@ -377,7 +380,7 @@ async def _reschedule(aw: AdultWorkClient, args: argparse.Namespace, ids: list[i
         check_preconditions=not args.no_check,
         force=args.force,
         as_json=args.json,
-        journal_kept=not args.no_journal,
+        rerun=Rerun.UNRECORDED if args.no_journal else Rerun.FORCED if args.force else Rerun.RECONCILES,
     )
 
 

@@ -31,6 +31,7 @@ from ..models import MadeBooking
 from ..phonechat import RescheduleOutcome, Stage
 from ._exit import EXIT_FAILED, EXIT_OK
 from ._format import (
+    Rerun,
     booking_line,
     is_done,
     json_line,
@@ -56,10 +57,10 @@ async def reschedule(
     check_preconditions: bool,
     force: bool,
     as_json: bool,
-    journal_kept: bool = True,
+    rerun: Rerun,
 ) -> int:
-    """Run the batch, printing each outcome as it completes; stop gently on a signal.
-    ``journal_kept``: the journal outlives this run (not ``--no-journal``)."""
+    """Run the batch, printing each outcome as it completes; stop gently on a signal. ``rerun``:
+    what running it again would do (the summary's advice for bookings that may have gone through)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     received: list[signal.Signals] = []
@@ -113,7 +114,7 @@ async def reschedule(
             loop.remove_signal_handler(handled)
     if progress is not None:
         progress.finish()
-    summary = summary_line(reported, journal_kept=journal_kept)
+    summary = summary_line(reported, rerun=rerun)
     never = distinct - len(reported)
     if never:
         summary += f"; {plural(never, 'booking')} not started"

@@ -186,7 +186,7 @@ class RescheduleGuard:
             state = outcome_of(exc, post_may_have_left=context.post_may_have_left)
             await self._record(context, state)
             if isinstance(exc, OutcomeUnknownError) and not exc.candidates:
-                raise _lost(key, exc, self.settle) from exc
+                raise _lost(key, exc, self.settle, forced=force) from exc
             raise
         context.terms = Terms.of(new)  # a reschedule keeps the original's terms
         await self._record(context, AttemptState.RESCHEDULED, new.booking_id)
@@ -293,13 +293,20 @@ class RescheduleGuard:
             self._offset = minutes
 
 
-def _lost(key: Key, lost: OutcomeUnknownError, settle: float) -> OutcomeUnknownError:
+def _lost(key: Key, lost: OutcomeUnknownError, settle: float, *, forced: bool) -> OutcomeUnknownError:
     """The error of a reschedule whose answer was lost, with the advice that holds for it (the
-    transport's is for any call that changes state: "check before sending it again")."""
+    transport's is for any call that changes state: "check before sending it again"). Forced, a call
+    grants an unknown outcome a new attempt without reconciling it: the advice says so."""
+    safe = "Calling again without force is safe" if forced else "Calling again is safe"
+    forcing = (
+        "; calling again with force=True sends it again at once, whether or not this one went through"
+        if forced
+        else ""
+    )
     return OutcomeUnknownError(
         f"booking {key.booking_id}: the reschedule may have happened, but no answer came; it is recorded "
-        "as unknown and was not sent again. Calling again is safe: it reconciles first, and sends only "
-        f"once it is proven the reschedule did not happen (which can be told in about {settle:.0f} s)",
+        f"as unknown and was not sent again. {safe}: it reconciles first, and sends only once it is "
+        f"proven the reschedule did not happen (which can be told in about {settle:.0f} s){forcing}",
         method=lost.method,
         url=lost.url,
         attempts=lost.attempts,

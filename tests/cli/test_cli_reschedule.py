@@ -253,10 +253,29 @@ def test_with_no_journal_a_lost_answer_is_not_promised_a_reconciling_re_run(
     ran = cli("reschedule", "101", "--no-journal", *sandbox.at())
     assert ran.code == 1
     assert ran.lines[-1].endswith(
-        "1 may have gone through, and --no-journal kept no record of it: check your bookings before "
+        "1 may have gone through, and no journal kept a record of it: check your bookings before "
         "trying again: 101"
     )
     assert "running this again is safe" not in ran.lines[-1]
+
+
+def test_a_forced_run_whose_answer_was_lost_warns_that_forcing_again_sends_again(
+    cli: Cli, sandbox: ServedSandbox
+) -> None:
+    # --force grants a booking whose outcome is unknown a new attempt at once: the advice must not
+    # promise a safe re-run of the same command, and a re-run without --force must not send again.
+    sandbox.server.faults.add("reset", method="POST", when="after")  # processed, the answer lost
+    forced = cli("reschedule", "101", "--force", *sandbox.at())
+    assert forced.code == 1
+    assert forced.lines[-1].endswith(
+        "1 may have gone through: running this again with --force would send them again at once; "
+        "without --force it is safe (it reconciles them first), or ask now: aw-async reconcile 101"
+    )
+    sandbox.server.faults.clear()
+    again = cli("reschedule", "101", "--json", *sandbox.at())
+    (outcome,) = again.objects()
+    assert (outcome["rescheduled"], outcome["new_booking_id"]) == (True, *sandbox.server.rescheduled(101))
+    assert sandbox.server.reschedule_count(101) == 1
 
 
 # --- the journal -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 
 from aw_async import AdultWorkClient, BookingStatus
 from aw_async.errors import (
+    AlreadyRescheduledError,
     ApiError,
     AuthenticationError,
     InsufficientCreditsError,
@@ -108,6 +109,22 @@ async def test_a_5xx_html_page_and_a_lost_answer(sandbox: SandboxServer, format:
             assert caught.value.retry_after > 0
     assert len([r for r in sandbox.requests if r.method == "POST"]) == 2  # one each, never re-sent
     assert len(sandbox.rescheduled(2)) == 1  # the second one did happen: hence "outcome unknown"
+
+
+async def test_a_forced_call_whose_answer_was_lost_says_that_forcing_again_sends_again(
+    sandbox: SandboxServer, format: str
+) -> None:
+    sandbox.faults.add("reset", method="POST", when="after")
+    async with AdultWorkClient(TOKEN, base_url=sandbox.url, format=format, journal="memory") as aw:
+        with pytest.raises(OutcomeUnknownError) as caught:
+            await aw.phonechat.reschedule_made_booking(1, force=True)
+        assert "Calling again without force is safe: it reconciles first" in str(caught.value)
+        assert "with force=True sends it again at once" in str(caught.value)
+        # Without force, the advice holds: it reconciles first, finds the new booking, sends nothing.
+        with pytest.raises(AlreadyRescheduledError) as again:
+            await aw.phonechat.reschedule_made_booking(1)
+    assert [again.value.new_booking_id] == sandbox.rescheduled(1)
+    assert len([r for r in sandbox.requests if r.method == "POST"]) == 1
 
 
 async def test_a_batch_of_two_hundred_at_concurrency_fifty(format: str) -> None:
