@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import importlib
 import inspect
 import re
@@ -129,6 +130,11 @@ def test_the_enums_members_are_the_wire_values_the_contract_names() -> None:
         "CLIENT_CALLS": 2,
         "SKYPE": 3,
     }
+    # docs/public-api.md: a str enum and an IntEnum, so each compares equal to its wire value.
+    assert issubclass(models.BookingStatus, str)
+    assert models.BookingStatus.PENDING == "Pending"
+    assert issubclass(models.CallMethod, enum.IntEnum)
+    assert models.CallMethod.SKYPE == 3
 
 
 def test_every_error_is_an_adultwork_error() -> None:
