@@ -36,6 +36,8 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
+# The index attempts_unsettled holds the outstanding entries (in flight or unknown); its name is
+# schema version 1's, kept: renaming an index is a migration, not a rename.
 _DDL = """
 CREATE SCHEMA IF NOT EXISTS {s};
 CREATE TABLE {s}.attempts (
@@ -133,7 +135,7 @@ class Statements:
         self.one_for_update = (
             f"SELECT {read} FROM {s}.attempts a WHERE a.api_root = $2 AND a.booking_id = $3 FOR UPDATE"
         )
-        self.unknown_outcomes = (
+        self.outstanding = (
             f"SELECT {read} FROM {s}.attempts a WHERE a.api_root = $2 AND a.state IN ('in_flight', 'unknown')"
             " AND (a.fingerprint = ANY($3::text[]) OR ($4 AND a.fingerprint IS NULL))"
         )

@@ -396,13 +396,13 @@ class PostgresJournal(Journal):
         wanted = set(fingerprints)
         known = sorted(f for f in wanted if f is not None)
 
-        async def unknown_outcomes(session: Session) -> list[JournalEntry]:
+        async def outstanding(session: Session) -> list[JournalEntry]:
             rows = await session.pool.fetch(
-                self._sql.unknown_outcomes, session.token, api_root, known, None in wanted
+                self._sql.outstanding, session.token, api_root, known, None in wanted
             )
             return [session.entry_of(row) for row in rows]
 
-        return await self._run(unknown_outcomes)
+        return await self._run(outstanding)
 
     async def results_among(self, api_root: str, booking_ids: Iterable[int]) -> dict[int, int]:
         ids = sorted(set(booking_ids))

@@ -101,8 +101,9 @@ __all__ = [
 DEFAULT_KEEP_REFUSED = timedelta(days=1)
 DEFAULT_KEEP_RESCHEDULED = timedelta(days=90)
 
-#: A store that forgets on its own does it once every this many outcomes it records: often enough to
-#: stay small, rarely enough that the walk over old entries costs nothing a booking.
+#: A store that forgets on its own does it once in this many of its writes (SqliteJournal counts the
+#: outcomes it records, MemoryJournal every write): often enough to stay small, rarely enough that the
+#: walk over old entries costs a booking next to nothing.
 FORGET_EVERY = 1024
 
 #: How long after its attempt began (or was renewed) a POST may still leave: after that the owner

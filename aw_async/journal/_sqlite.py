@@ -61,9 +61,9 @@ from ._sqlite_statements import (
     every_row,
     forget_rows,
     offset_of,
+    outstanding_rows,
     result_of,
     results_of,
-    unknown_outcome_rows,
     write_outcome_row,
 )
 from ._sqlite_tables import SCHEMA_VERSION, RowReader, SchemaProblem, check_schema, iso
@@ -381,12 +381,12 @@ class SqliteJournal(Journal):
         wanted = set(fingerprints)
         known = sorted(f for f in wanted if f is not None)
 
-        def unknown_outcomes(connection: sqlite3.Connection) -> list[JournalEntry]:
+        def outstanding(connection: sqlite3.Connection) -> list[JournalEntry]:
             now = self._clocks.host()
-            rows = unknown_outcome_rows(connection, api_root, known, None in wanted)
+            rows = outstanding_rows(connection, api_root, known, None in wanted)
             return [self._rows.entry(row, now) for row in rows]
 
-        found: list[JournalEntry] = await self._do(unknown_outcomes)
+        found: list[JournalEntry] = await self._do(outstanding)
         return found
 
     async def results_among(self, api_root: str, booking_ids: Iterable[int]) -> dict[int, int]:

@@ -26,10 +26,10 @@ __all__ = [
     "every_row",
     "forget_rows",
     "offset_of",
+    "outstanding_rows",
     "record_results",
     "result_of",
     "results_of",
-    "unknown_outcome_rows",
     "upsert",
     "write_outcome_row",
 ]
@@ -150,7 +150,7 @@ def write_outcome_row(
         record_results(connection, [(key.api_root, new_booking_id, key.booking_id, now.isoformat())])
 
 
-def unknown_outcome_rows(
+def outstanding_rows(
     connection: sqlite3.Connection, api_root: str, fingerprints: list[str], unknown_terms: bool
 ) -> list[Row]:
     """The rows in flight or unknown of ``api_root`` with one of ``fingerprints`` (and, with

@@ -42,6 +42,8 @@ log = logging.getLogger("aw_async")
 Row = tuple[Any, ...]
 
 SCHEMA_VERSION = 1
+# The index attempts_unsettled holds the outstanding entries (in flight or unknown); its name is
+# schema version 1's, kept: renaming an index is a migration, not a rename.
 SCHEMA = """
 CREATE TABLE attempts (
     api_root          TEXT    NOT NULL,
