@@ -450,7 +450,8 @@ class OutcomeUnknownError(TransportError):
     """A call that changes state (RescheduleMadeBooking) may have reached the server, and no answer
     says whether it did. It was not sent again. For a reschedule the journal records it as unknown,
     and calling again is safe: the next attempt reconciles (reads MadeBookings) before sending
-    anything, and sends only when the reconciliation proves the reschedule did not happen.
+    anything, and sends only when the reconciliation proves the reschedule did not happen. (A forced
+    call reconciles first too, then sends again even if the reschedule happened.)
 
     Attributes:
         candidates: when a reconciliation found bookings that could be the reschedule but could not

@@ -10,7 +10,13 @@ from typing import Any
 
 import attrs
 
-from ..errors import AdultWorkError, AlreadyRescheduledError, NotStartedError, TokenNotSavedError
+from ..errors import (
+    AdultWorkError,
+    AlreadyRescheduledError,
+    NotStartedError,
+    OutcomeUnknownError,
+    TokenNotSavedError,
+)
 from ..models import MadeBooking
 from ..phonechat import RescheduleOutcome, Stage
 
@@ -34,6 +40,20 @@ __all__ = [
 
 
 _CENTS = Decimal("0.01")
+
+
+class Rerun(enum.Enum):
+    """What running the same command again does to a booking that may have gone through: the
+    advice a summary gives depends on it."""
+
+    #: The journal outlives the run: a re-run reconciles first and sends only once it is proven
+    #: that the reschedule did not happen (the errors' own advice).
+    RECONCILES = "reconciles"
+    #: ``--force``: a re-run with it reconciles first too, then sends again even if the booking went
+    #: through.
+    FORCED = "forced"
+    #: No journal outlives the run (``--no-journal``): a re-run knows nothing of this one.
+    UNRECORDED = "unrecorded"
 
 
 def money(value: Decimal) -> str:
@@ -64,9 +84,10 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def error_json(error: AdultWorkError) -> dict[str, Any]:
-    """An error as machine output: its type, message and the attributes that say why."""
-    details: dict[str, Any] = {"type": type(error).__name__, "message": message(error)}
+def error_json(error: AdultWorkError, *, rerun: Rerun = Rerun.RECONCILES) -> dict[str, Any]:
+    """An error as machine output: its type, message and the attributes that say why (``rerun``:
+    see :func:`message`)."""
+    details: dict[str, Any] = {"type": type(error).__name__, "message": message(error, rerun=rerun)}
     for name in (
         "status",
         "required",
@@ -84,12 +105,15 @@ def error_json(error: AdultWorkError) -> dict[str, Any]:
         if hasattr(error, name):
             details[name] = _plain(getattr(error, name))
     if isinstance(error, NotStartedError) and error.stopped_by is not None:
-        details["stopped_by"] = error_json(error.stopped_by)
+        details["stopped_by"] = error_json(error.stopped_by, rerun=rerun)
+    if _unrecorded_lost_answer(error, rerun):
+        details["retry_after"] = None  # no wait makes a re-run safe: it would know nothing of this one
     return details
 
 
-def outcome_json(outcome: RescheduleOutcome) -> dict[str, Any]:
-    """One booking's outcome as machine output, for ``reschedule`` and ``reconcile`` alike.
+def outcome_json(outcome: RescheduleOutcome, *, rerun: Rerun = Rerun.RECONCILES) -> dict[str, Any]:
+    """One booking's outcome as machine output, for ``reschedule`` and ``reconcile`` alike (``rerun``:
+    see :func:`message`).
 
     ``rescheduled`` is true when the booking was rescheduled (now, or before: ``new_booking_id``),
     false when it certainly was not, and null when it may have been.
@@ -110,7 +134,7 @@ def outcome_json(outcome: RescheduleOutcome) -> dict[str, Any]:
         "may_have_happened": outcome.may_have_happened,
         "stage": outcome.stage.value if outcome.stage is not None else None,
         "booking": _plain(outcome.booking),
-        "error": error_json(error) if error else None,
+        "error": error_json(error, rerun=rerun) if error else None,
     }
 
 
@@ -141,14 +165,28 @@ def booking_line(booking: MadeBooking) -> str:
     )
 
 
-def error_line(error: BaseException) -> str:
+def error_line(error: BaseException, *, rerun: Rerun = Rerun.RECONCILES) -> str:
     """An error as people read it: the message, then the type in brackets."""
-    return f"{message(error)} ({type(error).__name__})"
+    return f"{message(error, rerun=rerun)} ({type(error).__name__})"
 
 
-def message(error: BaseException) -> str:
+def _unrecorded_lost_answer(error: BaseException, rerun: Rerun) -> bool:
+    # With --no-journal the client's journal lives and dies with the run: its own advice for a
+    # reschedule that may have happened ("calling again is safe: it reconciles first") holds for
+    # the client, not for running the command again.
+    return rerun is Rerun.UNRECORDED and isinstance(error, OutcomeUnknownError) and not error.candidates
+
+
+def message(error: BaseException, *, rerun: Rerun = Rerun.RECONCILES) -> str:
     """An error's message in this command line's words, where the library's would speak of its
-    Python API (``on_refresh``, the hook the command line's credentials file is written by)."""
+    Python API (``on_refresh``, the hook the command line's credentials file is written by) or
+    give advice that does not hold for running the command again (``rerun``: with ``--no-journal``,
+    a re-run knows nothing of a reschedule that may have happened)."""
+    if _unrecorded_lost_answer(error, rerun):
+        return (
+            "the reschedule may have happened, but no answer came, and --no-journal kept no record of "
+            "it: running this again would send it again; check your bookings first"
+        )
     if isinstance(error, TokenNotSavedError):
         why = str(error.__cause__) if error.__cause__ is not None else "they could not be written"
         return (
@@ -158,33 +196,20 @@ def message(error: BaseException) -> str:
     return str(error)
 
 
-def outcome_line(outcome: RescheduleOutcome) -> str:
-    """One booking of a batch."""
+def outcome_line(outcome: RescheduleOutcome, *, rerun: Rerun = Rerun.RECONCILES) -> str:
+    """One booking of a batch (``rerun``: see :func:`message`)."""
     if outcome.ok and outcome.booking is not None:
         return f"{outcome.booking_id}: rescheduled as {booking_line(outcome.booking)}"
     if isinstance(outcome.error, AlreadyRescheduledError):
         new_id = outcome.error.new_booking_id
         return f"{outcome.booking_id}: already rescheduled into booking {new_id}; nothing sent"
     assert outcome.error is not None
-    return f"{outcome.booking_id}: FAILED: {error_line(outcome.error)}"
+    return f"{outcome.booking_id}: FAILED: {error_line(outcome.error, rerun=rerun)}"
 
 
 def is_done(outcome: RescheduleOutcome) -> bool:
     """Whether a booking needs nothing more: rescheduled now, or before (the journal says so)."""
     return outcome.ok or isinstance(outcome.error, AlreadyRescheduledError)
-
-
-class Rerun(enum.Enum):
-    """What running the same command again does to a booking that may have gone through: the
-    advice a summary gives depends on it."""
-
-    #: The journal outlives the run: a re-run reconciles first and sends only once it is proven
-    #: that the reschedule did not happen (the errors' own advice).
-    RECONCILES = "reconciles"
-    #: ``--force``: a re-run with it sends again at once, whether or not the booking went through.
-    FORCED = "forced"
-    #: No journal outlives the run (``--no-journal``): a re-run knows nothing of this one.
-    UNRECORDED = "unrecorded"
 
 
 def summary_line(outcomes: list[RescheduleOutcome], *, rerun: Rerun) -> str:
@@ -222,9 +247,11 @@ def started_line(started: list[RescheduleOutcome], *, rerun: Rerun) -> str:
 _MAYBE_ADVICE = {
     Rerun.RECONCILES: ": running this again is safe (it reconciles them first), or ask now: "
     "aw-async reconcile {ids}",
-    # Forced, a re-run grants an unknown outcome a new attempt without reconciling it.
-    Rerun.FORCED: ": running this again with --force would send them again at once; without --force "
-    "it is safe (it reconciles them first), or ask now: aw-async reconcile {ids}",
+    Rerun.FORCED: (
+        ": running this again without --force is safe (it reconciles them first); with --force it "
+        "reconciles them too, then sends them again even if they went through; or ask now: "
+        "aw-async reconcile {ids}"
+    ),
     Rerun.UNRECORDED: ", and no journal kept a record of it: check your bookings before trying "
     "again: {ids}",
 }

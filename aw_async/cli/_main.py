@@ -164,8 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     rescheduling.add_argument(
         "--force",
         action="store_true",
-        help="reschedule even bookings the journal says are rescheduled, or may have been (an unknown "
-        "outcome is then sent again without being reconciled)",
+        help="reschedule even bookings the journal says are rescheduled (an unknown outcome is "
+        "reconciled first, then sent again even if it went through)",
     )
     rescheduling.add_argument("--json", action="store_true", help="print one JSON object a line")
     rescheduling.set_defaults(command_with_client=_reschedule, needs_journal=True)

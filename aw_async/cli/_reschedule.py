@@ -73,9 +73,9 @@ async def reschedule(
         if progress is not None:
             progress.clear()
         if as_json:
-            print(json_line(outcome_json(outcome)), flush=True)
+            print(json_line(outcome_json(outcome, rerun=rerun)), flush=True)
         elif not isinstance(outcome.error, NotStartedError):  # never begun: counted in the summary
-            print(outcome_line(outcome), flush=True)
+            print(outcome_line(outcome, rerun=rerun), flush=True)
         if progress is not None:
             progress.update(outcome)
 

@@ -196,22 +196,34 @@ class RescheduleGuard:
     async def _claim(
         self, key: Key, force: bool, terms: Terms | None, reconcile: Reconcile
     ) -> tuple[float, JournalEntry]:
-        """Claim ``key``: (when the claim was sent, the granted attempt), or raise why not."""
+        """Claim ``key``: (when the claim was sent, the granted attempt), or raise why not.
+
+        Forced or not, an unknown outcome is reconciled first (docs/api.md, "Reconciling an unknown
+        outcome"): the journal learns the new booking of a reschedule that happened, and nothing is
+        sent while that cannot be told. Force then overrides "rescheduled" only: the claim is
+        forced once the entry is known to be rescheduled, never while it is unknown."""
         waited_since: float | None = None
         poll = FIRST_POLL
         reconciled = 0
+        forcing = False  # whether the next claim may take a rescheduled entry (force, once it is known)
         while reconciled < MAX_ROUNDS:
-            entry = await self._claim_once(key, force, terms)
+            entry = await self._claim_once(key, forcing, terms)
             if isinstance(entry, tuple):
                 return entry
             state = entry.effective_state
             if state is AttemptState.RESCHEDULED:
                 assert entry.new_booking_id is not None  # every way to "rescheduled" names the booking
+                if force and not forcing:
+                    forcing = True
+                    continue  # on purpose: again, over the reschedule the journal knows
                 raise AlreadyRescheduledError(key.booking_id, entry.new_booking_id)
             if state is AttemptState.UNKNOWN:
                 reconciled += 1
                 verdict = await reconcile(entry)
                 if isinstance(verdict, Happened):
+                    if force:  # recorded as rescheduled: forced, it is done again on purpose
+                        forcing = True
+                        continue
                     raise AlreadyRescheduledError(key.booking_id, verdict.booking.booking_id)
                 if isinstance(verdict, Undecided):
                     raise undecided(key, verdict)
@@ -295,18 +307,19 @@ class RescheduleGuard:
 
 def _lost(key: Key, lost: OutcomeUnknownError, settle: float, *, forced: bool) -> OutcomeUnknownError:
     """The error of a reschedule whose answer was lost, with the advice that holds for it (the
-    transport's is for any call that changes state: "check before sending it again"). Forced, a call
-    grants an unknown outcome a new attempt without reconciling it: the advice says so."""
-    safe = "Calling again without force is safe" if forced else "Calling again is safe"
+    transport's is for any call that changes state: "check before sending it again"). A forced call
+    reconciles first too, but sends again even when the reschedule went through: the advice of a
+    forced call's error says so, in words that fit the library and the command line alike."""
     forcing = (
-        "; calling again with force=True sends it again at once, whether or not this one went through"
+        "; a forced call reconciles first too, but then sends it again even if this one went through"
         if forced
         else ""
     )
     return OutcomeUnknownError(
         f"booking {key.booking_id}: the reschedule may have happened, but no answer came; it is recorded "
-        f"as unknown and was not sent again. {safe}: it reconciles first, and sends only once it is "
-        f"proven the reschedule did not happen (which can be told in about {settle:.0f} s){forcing}",
+        f"as unknown and was not sent again. Calling again{' unforced' if forced else ''} is safe: it "
+        "reconciles first, and sends only once it is proven the reschedule did not happen (which can be "
+        f"told in about {settle:.0f} s){forcing}",
         method=lost.method,
         url=lost.url,
         attempts=lost.attempts,

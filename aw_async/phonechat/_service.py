@@ -293,7 +293,9 @@ class PhoneChatService:
             check_preconditions: first fetch the booking and the balance (concurrently; calls under
                 way at once share a balance read) and refuse without sending the POST when a
                 prerequisite fails. Off, the POST is sent alone.
-            force: reschedule it even though the journal says it was rescheduled (or may have been).
+            force: reschedule it even though the journal says it was rescheduled. An unknown outcome
+                is reconciled first, forced or not: forced, it is sent again once the
+                reconciliation has told whether the last one happened, even if it did.
 
         Raises:
             InvalidRequestError: ``booking_id`` is outside 1 to 2**31 - 1; nothing was read or sent.
@@ -302,7 +304,7 @@ class PhoneChatService:
             InFlightElsewhereError: another process is rescheduling it now (``.since``); nothing sent.
             SessionNotPassedError, InsufficientCreditsError: a prerequisite failed; nothing was sent.
             OutcomeUnknownError: the POST may have reached the server and no answer came; it was not
-                sent again, and calling again is safe: it reconciles before sending. Also when an
+                sent again, and calling again unforced is safe: it reconciles before sending. Also when an
                 earlier attempt cannot be decided yet (``.retry_after``) or at all (``.candidates``).
             JournalError: the journal could not be read or written; nothing was sent.
             ApiError, TransportError, DecodeError: see :mod:`aw_async.errors`.

@@ -256,26 +256,44 @@ def test_with_no_journal_a_lost_answer_is_not_promised_a_reconciling_re_run(
         "1 may have gone through, and no journal kept a record of it: check your bookings before "
         "trying again: 101"
     )
-    assert "running this again is safe" not in ran.lines[-1]
+    # Nor the booking's own line, nor the JSON a program reads (no retry_after to wait for either).
+    assert "running this again would send it again" in ran.lines[0]
+    assert "safe" not in ran.out
+    sandbox.server.faults.add("reset", method="POST", when="after")
+    as_json = cli("reschedule", "102", "--no-journal", "--json", *sandbox.at())
+    (outcome,) = as_json.objects()
+    assert outcome["may_have_happened"] is True
+    assert "running this again would send it again" in outcome["error"]["message"]
+    assert outcome["error"]["retry_after"] is None
 
 
-def test_a_forced_run_whose_answer_was_lost_warns_that_forcing_again_sends_again(
+def test_a_forced_run_whose_answer_was_lost_says_what_running_it_again_does(
     cli: Cli, sandbox: ServedSandbox
 ) -> None:
-    # --force grants a booking whose outcome is unknown a new attempt at once: the advice must not
-    # promise a safe re-run of the same command, and a re-run without --force must not send again.
+    # Forced, a re-run reconciles first too, then sends again even if the first went through: the
+    # advice must say so, and a re-run without --force must not send again.
     sandbox.server.faults.add("reset", method="POST", when="after")  # processed, the answer lost
     forced = cli("reschedule", "101", "--force", *sandbox.at())
     assert forced.code == 1
     assert forced.lines[-1].endswith(
-        "1 may have gone through: running this again with --force would send them again at once; "
-        "without --force it is safe (it reconciles them first), or ask now: aw-async reconcile 101"
+        "1 may have gone through: running this again without --force is safe (it reconciles them "
+        "first); with --force it reconciles them too, then sends them again even if they went through; "
+        "or ask now: aw-async reconcile 101"
     )
     sandbox.server.faults.clear()
     again = cli("reschedule", "101", "--json", *sandbox.at())
     (outcome,) = again.objects()
     assert (outcome["rescheduled"], outcome["new_booking_id"]) == (True, *sandbox.server.rescheduled(101))
     assert sandbox.server.reschedule_count(101) == 1
+
+
+def test_the_command_line_never_speaks_python_about_a_forced_lost_answer(
+    cli: Cli, sandbox: ServedSandbox
+) -> None:
+    sandbox.server.faults.add("reset", method="POST", when="after")
+    ran = cli("reschedule", "101", "--force", *sandbox.at())
+    assert "force=True" not in ran.out + ran.err
+    assert "a forced call reconciles first too" in ran.lines[0]
 
 
 # --- the journal -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import attrs
 import pytest
 
 from aw_async import AdultWorkClient, BookingStatus
+from aw_async._protocol import api_root
 from aw_async.errors import (
     AlreadyRescheduledError,
     ApiError,
@@ -111,19 +112,39 @@ async def test_a_5xx_html_page_and_a_lost_answer(sandbox: SandboxServer, format:
     assert len(sandbox.rescheduled(2)) == 1  # the second one did happen: hence "outcome unknown"
 
 
-async def test_a_forced_call_whose_answer_was_lost_says_that_forcing_again_sends_again(
+async def test_a_forced_call_reconciles_an_unknown_outcome_first_then_sends_again_as_its_error_said(
     sandbox: SandboxServer, format: str
 ) -> None:
-    sandbox.faults.add("reset", method="POST", when="after")
+    sandbox.faults.add("reset", method="POST", when="after")  # processed, the answer lost
     async with AdultWorkClient(TOKEN, base_url=sandbox.url, format=format, journal="memory") as aw:
         with pytest.raises(OutcomeUnknownError) as caught:
             await aw.phonechat.reschedule_made_booking(1, force=True)
-        assert "Calling again without force is safe: it reconciles first" in str(caught.value)
-        assert "with force=True sends it again at once" in str(caught.value)
-        # Without force, the advice holds: it reconciles first, finds the new booking, sends nothing.
-        with pytest.raises(AlreadyRescheduledError) as again:
+        assert "Calling again unforced is safe: it reconciles first" in str(caught.value)
+        assert "a forced call reconciles first too, but then sends it again" in str(caught.value)
+        (lost,) = sandbox.rescheduled(1)
+        # Forced again: the reconciliation learns the lost answer's booking, then force sends again.
+        again = await aw.phonechat.reschedule_made_booking(1, force=True)
+        assert again.booking_id != lost
+        assert sandbox.rescheduled(1) == [lost, again.booking_id]
+        assert await aw.journal.results_among(api_root(sandbox.url), [lost]) == {lost: 1}  # no chain
+        with pytest.raises(AlreadyRescheduledError) as unforced:  # and unforced, nothing more
             await aw.phonechat.reschedule_made_booking(1)
-    assert [again.value.new_booking_id] == sandbox.rescheduled(1)
+        assert unforced.value.new_booking_id == again.booking_id
+    assert len([r for r in sandbox.requests if r.method == "POST"]) == 2
+
+
+async def test_a_forced_call_sends_nothing_while_an_unknown_outcome_cannot_be_told(
+    sandbox: SandboxServer, format: str
+) -> None:
+    # The POST never reached the server, but no answer says so: until the settle window has passed,
+    # nobody can tell, and force does not guess either.
+    sandbox.faults.add("reset", method="POST")
+    async with AdultWorkClient(TOKEN, base_url=sandbox.url, format=format, journal="memory") as aw:
+        with pytest.raises(OutcomeUnknownError):
+            await aw.phonechat.reschedule_made_booking(1, force=True)
+        with pytest.raises(OutcomeUnknownError) as caught:
+            await aw.phonechat.reschedule_made_booking(1, force=True)
+        assert caught.value.retry_after is not None
     assert len([r for r in sandbox.requests if r.method == "POST"]) == 1
 
 
