@@ -231,12 +231,27 @@ def test_passed_since_that_finds_nothing_says_so_and_keeps_json_output_clean(
     assert cli("reschedule", "--passed-since", "1m", "--json", *sandbox.at()) == (0, "", nothing)
 
 
+ADVICE = {
+    (): "1 may have gone through: running this again is safe (it reconciles them first), or ask now: "
+    "aw-async reconcile 101",
+    # Forced, a re-run reconciles first too, then sends again even if the first went through.
+    ("--force",): "1 may have gone through: running this again without --force is safe (it reconciles "
+    "them first); with --force it reconciles them too, then sends them again even if they went "
+    "through; or ask now: aw-async reconcile 101",
+}
+
+
+@pytest.mark.parametrize("first_run", list(ADVICE), ids=["plain", "forced"])
 def test_a_lost_answer_is_reconciled_by_running_the_same_command_again(
-    cli: Cli, sandbox: ServedSandbox
+    cli: Cli, sandbox: ServedSandbox, first_run: tuple[str, ...]
 ) -> None:
-    # What the summary promises: the re-run sends nothing until it knows, then says what happened.
+    # What the summary promises: the re-run (without --force) sends nothing until it knows, then
+    # says what happened; and it is said in the command line's words, never the library's.
     sandbox.server.faults.add("reset", method="POST", when="after")  # processed, the answer lost
-    assert cli("reschedule", "101", *sandbox.at()).code == 1
+    lost = cli("reschedule", "101", *first_run, *sandbox.at())
+    assert lost.code == 1
+    assert lost.lines[-1].endswith(ADVICE[first_run])
+    assert "force=True" not in lost.out + lost.err
     sandbox.server.faults.clear()
     again = cli("reschedule", "101", "--json", *sandbox.at())
     assert again.code == 0
@@ -265,35 +280,6 @@ def test_with_no_journal_a_lost_answer_is_not_promised_a_reconciling_re_run(
     assert outcome["may_have_happened"] is True
     assert "running this again would send it again" in outcome["error"]["message"]
     assert outcome["error"]["retry_after"] is None
-
-
-def test_a_forced_run_whose_answer_was_lost_says_what_running_it_again_does(
-    cli: Cli, sandbox: ServedSandbox
-) -> None:
-    # Forced, a re-run reconciles first too, then sends again even if the first went through: the
-    # advice must say so, and a re-run without --force must not send again.
-    sandbox.server.faults.add("reset", method="POST", when="after")  # processed, the answer lost
-    forced = cli("reschedule", "101", "--force", *sandbox.at())
-    assert forced.code == 1
-    assert forced.lines[-1].endswith(
-        "1 may have gone through: running this again without --force is safe (it reconciles them "
-        "first); with --force it reconciles them too, then sends them again even if they went through; "
-        "or ask now: aw-async reconcile 101"
-    )
-    sandbox.server.faults.clear()
-    again = cli("reschedule", "101", "--json", *sandbox.at())
-    (outcome,) = again.objects()
-    assert (outcome["rescheduled"], outcome["new_booking_id"]) == (True, *sandbox.server.rescheduled(101))
-    assert sandbox.server.reschedule_count(101) == 1
-
-
-def test_the_command_line_never_speaks_python_about_a_forced_lost_answer(
-    cli: Cli, sandbox: ServedSandbox
-) -> None:
-    sandbox.server.faults.add("reset", method="POST", when="after")
-    ran = cli("reschedule", "101", "--force", *sandbox.at())
-    assert "force=True" not in ran.out + ran.err
-    assert "a forced call reconciles first too" in ran.lines[0]
 
 
 # --- the journal -----------------------------------------------------------------------------------
