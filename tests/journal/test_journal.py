@@ -368,6 +368,17 @@ async def test_a_claim_is_committed_before_it_returns(tmp_path: Path) -> None:
         await journal.aclose()
 
 
+async def assert_given_back_as_refused(journal: SqliteJournal) -> None:
+    """The first claim of ``K`` was given back: refused, no longer live, and the next claim gets it."""
+    entry = await journal.get(K)
+    assert entry is not None
+    assert (entry.attempt, entry.state) == (1, AttemptState.REFUSED)
+    assert not journal._live
+    again = await claim(journal)
+    assert again is not None
+    assert again.attempt == 2
+
+
 async def test_a_claim_whose_caller_is_cancelled_on_its_way_is_given_back_as_refused(tmp_path: Path) -> None:
     # The caller stops waiting while its claim waits for the file (another process's transaction
     # holds the write lock); the claim lands all the same. Nothing was sent, so it is given back:
@@ -388,13 +399,7 @@ async def test_a_claim_whose_caller_is_cancelled_on_its_way_is_given_back_as_ref
             other.execute("ROLLBACK")
             other.close()
         await journal.flush()
-        entry = await journal.get(K)
-        assert entry is not None
-        assert (entry.attempt, entry.state) == (1, AttemptState.REFUSED)
-        assert not journal._live
-        again = await claim(journal)
-        assert again is not None
-        assert again.attempt == 2
+        await assert_given_back_as_refused(journal)
         assert journal.claims_survive_cancellation  # so the guard awaits its claims directly
     finally:
         await journal.aclose()
@@ -425,13 +430,7 @@ async def test_a_claim_whose_caller_is_cancelled_once_its_answer_came_is_given_b
         caller.cancel()
         with pytest.raises(asyncio.CancelledError):
             await caller
-        entry = await journal.get(K)
-        assert entry is not None
-        assert (entry.attempt, entry.state) == (1, AttemptState.REFUSED)
-        assert not journal._live
-        again = await claim(journal)
-        assert again is not None
-        assert again.attempt == 2
+        await assert_given_back_as_refused(journal)
     finally:
         release.set()
         await journal.aclose()
